@@ -1,0 +1,651 @@
+//! Settings: compiled-in defaults, then a TOML file, then `TFA__SECTION__KEY` environment variables.
+//!
+//! Every key is typed and unknown keys are refused, so a typo fails at start with the key's name
+//! instead of being silently ignored. Cross-field rules live in [`Settings::validate`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults `cargo run` starts on, embedded so no file is needed.
+pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub store: StoreSettings,
+    pub gia: GiaSettings,
+    pub statuses: Statuses,
+    pub codes: CodeSettings,
+    pub lockout: LockoutSettings,
+    pub security: SecuritySettings,
+    pub directory: DirectorySettings,
+    pub delivery: DeliverySettings,
+    pub email: EmailSettings,
+    pub sms: SmsSettings,
+    pub totp: TotpSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address and port to listen on; port 0 picks a free one (tests).
+    pub bind: String,
+    /// `production` refuses the outbox and the memory store.
+    pub environment: Environment,
+    /// Largest request body accepted; larger ones get 413 with the endpoint's XML.
+    pub max_body_bytes: usize,
+    /// Largest single parameter value accepted.
+    pub max_param_bytes: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM.
+    pub shutdown_timeout_seconds: u64,
+    /// PEM certificate chain; with `tls_key_file`, the server speaks HTTPS only.
+    pub tls_cert_file: String,
+    /// PEM private key.
+    pub tls_key_file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. `info` or `twofactor=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `memory://`, `redis://…`, `rediss://…`, `redis+sentinel://…` or `redis+cluster://…`.
+    pub url: String,
+    /// Prepended to every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GiaSettings {
+    /// Parameter names that carry the customer id; the first present wins.
+    pub customer_id_params: Vec<String>,
+    /// Parameter names that carry the call id; the first present wins.
+    pub call_id_params: Vec<String>,
+}
+
+/// The `<status>` strings; each is a callflow path name, so each can be renamed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statuses {
+    pub success: String,
+    pub not_found: String,
+    pub incorrect_code: String,
+    pub code_expired: String,
+    pub locked: String,
+    pub send_limited: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSettings {
+    /// Length of a sent code, 4 to 10.
+    pub digits: u32,
+    pub ttl_seconds: u64,
+    /// Wrong tries one code survives; the last one deletes it.
+    pub max_verify_attempts: u32,
+    /// Sends per customer per `send_window_seconds`.
+    pub max_sends: u32,
+    pub send_window_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    pub max_failures: u32,
+    pub window_seconds: u64,
+    pub duration_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    None,
+    Basic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Base64 of 32 random bytes; keys the code HMAC and encrypts TOTP secrets.
+    pub encryption_key: SecretString,
+    #[serde(default)]
+    pub encryption_key_file: Option<PathBuf>,
+    /// Keys rotated out: secrets they encrypted still decrypt.
+    pub previous_encryption_keys: Vec<SecretString>,
+    pub auth_scheme: AuthScheme,
+    pub user_id: String,
+    pub password: SecretString,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// CIDRs allowed to call the callflow endpoints; empty allows all.
+    pub allowed_networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySettings {
+    /// JSON list of `{id, email, phone, totp_secret}` loaded at start; empty for none.
+    pub seed_file: String,
+    /// ISO 3166 region for numbers written without `+`, e.g. `GB`; empty requires `+`.
+    pub default_region: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Where the outbox transport appends one JSON line per message.
+    pub outbox_file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransport {
+    /// SMTP when `email.smtp.host` is set, else the outbox.
+    Auto,
+    Smtp,
+    Outbox,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub transport: EmailTransport,
+    pub from: String,
+    pub subject: String,
+    /// Text body template: `{code}`, `{minutes}`, `{recipient}`, `{from}`.
+    pub body: String,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: String,
+    pub password: SecretString,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    pub timeout_ms: u64,
+    pub pool_max_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsTransport {
+    /// The HTTP gateway when `sms.url` is set, else the outbox.
+    Auto,
+    Http,
+    Outbox,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    pub transport: SmsTransport,
+    pub method: String,
+    /// URL template; substituted values are percent-encoded.
+    pub url: String,
+    /// `"Name: Value"` templates.
+    pub request_headers: Vec<String>,
+    /// Body template; values are escaped for the Content-Type header sent.
+    pub request_body: String,
+    pub timeout_ms: u64,
+    /// Whether the recipient number carries a leading `+` (also in check-verified-contact-methods).
+    pub plus_symbol_before_recipient_number: bool,
+    pub from: String,
+    /// Text of the SMS: `{code}`, `{minutes}`.
+    pub message: String,
+    /// Gateway statuses that mean sent: exact codes (`"202"`) or classes (`"2xx"`).
+    pub success_statuses: Vec<String>,
+    /// A regex that, found in the gateway's answer, means failure even with a success status.
+    pub failure_body_pattern: String,
+    /// Sends to one number per rolling hour; 0 disables the cap.
+    pub max_per_number_per_hour: u32,
+    /// Country calling codes (e.g. `"44"`) SMS may go to; empty allows all.
+    pub allowed_country_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpSettings {
+    pub issuer: String,
+    pub skew_steps: u8,
+    pub period_seconds: u64,
+    pub digits: usize,
+    /// `SHA1`, `SHA256` or `SHA512`; authenticator apps mostly support only SHA1.
+    pub algorithm: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer tokens for `/admin`; empty disables the admin API.
+    pub tokens: Vec<SecretString>,
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(String),
+    #[error("configuration: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("configuration: cannot read {path} for {key}: {source}")]
+    File {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (if any), then `TFA__*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Parse(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("TFA__").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Defaults with a TOML fragment over them (tests and tools).
+    pub fn from_toml(overrides: &str) -> Result<Settings, ConfigError> {
+        Self::from_layers(&[overrides])
+    }
+
+    /// Defaults with each TOML fragment merged over the one before.
+    pub fn from_layers(layers: &[&str]) -> Result<Settings, ConfigError> {
+        let figment = layers
+            .iter()
+            .fold(Figment::from(Toml::string(DEFAULT_TOML)), |f, layer| {
+                f.merge(Toml::string(layer))
+            });
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
+        let mut settings: Settings = figment.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError::Parse(msgs.join("; "))
+        })?;
+        settings.read_secret_files()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        fn read(key: &str, path: &Option<PathBuf>) -> Result<Option<String>, ConfigError> {
+            match path {
+                Some(p) if !p.as_os_str().is_empty() => std::fs::read_to_string(p)
+                    .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
+                    .map_err(|source| ConfigError::File {
+                        key: key.into(),
+                        path: p.clone(),
+                        source,
+                    }),
+                _ => Ok(None),
+            }
+        }
+        if let Some(v) = read(
+            "security.encryption_key_file",
+            &self.security.encryption_key_file,
+        )? {
+            self.security.encryption_key = v.into();
+        }
+        if let Some(v) = read("security.password_file", &self.security.password_file)? {
+            self.security.password = v.into();
+        }
+        if let Some(v) = read("email.smtp.password_file", &self.email.smtp.password_file)? {
+            self.email.smtp.password = v.into();
+        }
+        if let Some(v) = read("admin.tokens_file", &self.admin.tokens_file)? {
+            self.admin.tokens = v
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| SecretString::from(l.to_string()))
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Rules a type cannot express; each error names the key and says why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.bind.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "server.bind",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            )
+        })?;
+        if self.server.max_body_bytes < 64 {
+            return Err(invalid("server.max_body_bytes", "must be at least 64"));
+        }
+        if self.server.max_param_bytes < 16 {
+            return Err(invalid("server.max_param_bytes", "must be at least 16"));
+        }
+        if self.server.tls_cert_file.is_empty() != self.server.tls_key_file.is_empty() {
+            return Err(invalid(
+                "server.tls_cert_file",
+                "set both tls_cert_file and tls_key_file, or neither",
+            ));
+        }
+        crate::store::StoreUrl::parse(&self.store.url)
+            .map_err(|reason| invalid("store.url", reason))?;
+        if self
+            .gia
+            .customer_id_params
+            .iter()
+            .all(|p| p.trim().is_empty())
+        {
+            return Err(invalid(
+                "gia.customer_id_params",
+                "name at least one parameter",
+            ));
+        }
+        for (key, value) in [
+            ("statuses.success", &self.statuses.success),
+            ("statuses.not_found", &self.statuses.not_found),
+            ("statuses.incorrect_code", &self.statuses.incorrect_code),
+            ("statuses.code_expired", &self.statuses.code_expired),
+            ("statuses.locked", &self.statuses.locked),
+            ("statuses.send_limited", &self.statuses.send_limited),
+            ("statuses.error", &self.statuses.error),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(
+                    key,
+                    "a status is a callflow path name and cannot be empty",
+                ));
+            }
+        }
+        if !(4..=10).contains(&self.codes.digits) {
+            return Err(invalid(
+                "codes.digits",
+                format!("{} is out of range: must be 4 to 10", self.codes.digits),
+            ));
+        }
+        for (key, v) in [
+            ("codes.ttl_seconds", self.codes.ttl_seconds),
+            ("codes.send_window_seconds", self.codes.send_window_seconds),
+            ("lockout.window_seconds", self.lockout.window_seconds),
+            ("lockout.duration_seconds", self.lockout.duration_seconds),
+            ("totp.period_seconds", self.totp.period_seconds),
+            ("email.smtp.timeout_ms", self.email.smtp.timeout_ms),
+            ("sms.timeout_ms", self.sms.timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, v) in [
+            ("codes.max_verify_attempts", self.codes.max_verify_attempts),
+            ("codes.max_sends", self.codes.max_sends),
+            ("lockout.max_failures", self.lockout.max_failures),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !self.security.encryption_key.expose_secret().is_empty() {
+            crate::crypto::decode_key(self.security.encryption_key.expose_secret())
+                .map_err(|reason| invalid("security.encryption_key", reason))?;
+        }
+        for k in &self.security.previous_encryption_keys {
+            crate::crypto::decode_key(k.expose_secret())
+                .map_err(|reason| invalid("security.previous_encryption_keys", reason))?;
+        }
+        if self.security.auth_scheme == AuthScheme::Basic
+            && (self.security.user_id.is_empty()
+                || self.security.password.expose_secret().is_empty())
+        {
+            return Err(invalid(
+                "security.auth_scheme",
+                "\"basic\" needs security.user_id and security.password",
+            ));
+        }
+        if self.security.user_id.contains(':') {
+            return Err(invalid(
+                "security.user_id",
+                "cannot contain ':' (Basic scheme)",
+            ));
+        }
+        for net in &self.security.allowed_networks {
+            net.parse::<ipnet::IpNet>()
+                .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "security.allowed_networks",
+                        format!("{net:?} is not a CIDR like 10.0.0.0/8"),
+                    )
+                })?;
+        }
+        if !self.directory.default_region.is_empty()
+            && self
+                .directory
+                .default_region
+                .parse::<phonenumber::country::Id>()
+                .is_err()
+        {
+            return Err(invalid(
+                "directory.default_region",
+                format!(
+                    "{:?} is not an ISO 3166 region like GB",
+                    self.directory.default_region
+                ),
+            ));
+        }
+        if self.email_transport() == EmailTransport::Smtp && self.email.smtp.host.is_empty() {
+            return Err(invalid(
+                "email.smtp.host",
+                "email.transport = \"smtp\" needs a host",
+            ));
+        }
+        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "email.from",
+                format!(
+                    "{:?} is not an address like \"Bank <otp@example.com>\"",
+                    self.email.from
+                ),
+            ));
+        }
+        if self.sms_transport() == SmsTransport::Http && self.sms.url.is_empty() {
+            return Err(invalid(
+                "sms.url",
+                "sms.transport = \"http\" needs a gateway URL",
+            ));
+        }
+        if reqwest::Method::from_bytes(self.sms.method.as_bytes()).is_err() {
+            return Err(invalid(
+                "sms.method",
+                format!("{:?} is not an HTTP method", self.sms.method),
+            ));
+        }
+        for h in &self.sms.request_headers {
+            if !h.contains(':') {
+                return Err(invalid(
+                    "sms.request_headers",
+                    format!("{h:?} is not written as \"Name: Value\""),
+                ));
+            }
+        }
+        for s in &self.sms.success_statuses {
+            if crate::delivery::StatusMatcher::parse(s).is_none() {
+                return Err(invalid(
+                    "sms.success_statuses",
+                    format!("{s:?} is neither a status like \"200\" nor a class like \"2xx\""),
+                ));
+            }
+        }
+        if !self.sms.failure_body_pattern.is_empty() {
+            regex::Regex::new(&self.sms.failure_body_pattern)
+                .map_err(|e| invalid("sms.failure_body_pattern", e.to_string()))?;
+        }
+        for cc in &self.sms.allowed_country_codes {
+            let cc = cc.trim_start_matches('+');
+            if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    "sms.allowed_country_codes",
+                    format!("{cc:?} is not a country calling code like \"44\""),
+                ));
+            }
+        }
+        if !(6..=8).contains(&self.totp.digits) {
+            return Err(invalid("totp.digits", "must be 6 to 8"));
+        }
+        if !matches!(
+            self.totp.algorithm.to_ascii_uppercase().as_str(),
+            "SHA1" | "SHA256" | "SHA512"
+        ) {
+            return Err(invalid("totp.algorithm", "must be SHA1, SHA256 or SHA512"));
+        }
+        if self.totp.issuer.contains(':') || self.totp.issuer.is_empty() {
+            return Err(invalid("totp.issuer", "must be non-empty and without ':'"));
+        }
+        if self.server.environment == Environment::Production {
+            self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        if self.store.url.starts_with("memory:") {
+            return Err(invalid(
+                "store.url",
+                "production needs Redis (set store.url = \"redis://…\"): the memory store loses codes on restart and is not shared between instances",
+            ));
+        }
+        if self.email_transport() == EmailTransport::Outbox {
+            return Err(invalid(
+                "email.transport",
+                "production cannot deliver to the outbox: set email.smtp.host (and email.transport = \"smtp\")",
+            ));
+        }
+        if self.sms_transport() == SmsTransport::Outbox {
+            return Err(invalid(
+                "sms.transport",
+                "production cannot deliver to the outbox: set sms.url (and sms.transport = \"http\")",
+            ));
+        }
+        if self.security.encryption_key.expose_secret().is_empty() {
+            return Err(invalid(
+                "security.encryption_key",
+                "production needs a fixed key: base64 of 32 random bytes (openssl rand -base64 32)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The email transport after resolving `auto`.
+    pub fn email_transport(&self) -> EmailTransport {
+        match self.email.transport {
+            EmailTransport::Auto if self.email.smtp.host.is_empty() => EmailTransport::Outbox,
+            EmailTransport::Auto => EmailTransport::Smtp,
+            t => t,
+        }
+    }
+
+    /// The SMS transport after resolving `auto`.
+    pub fn sms_transport(&self) -> SmsTransport {
+        match self.sms.transport {
+            SmsTransport::Auto if self.sms.url.is_empty() => SmsTransport::Outbox,
+            SmsTransport::Auto => SmsTransport::Http,
+            t => t,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let s = Settings::from_toml("").expect("defaults load");
+        assert_eq!(s.codes.digits, 6);
+        assert_eq!(s.statuses.not_found, "not found");
+        assert_eq!(s.email_transport(), EmailTransport::Outbox);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[codes]\ndigits = 12", "codes.digits"),
+            ("[store]\nurl = \"mysql://x\"", "store.url"),
+            ("[server]\nbind = \"nowhere\"", "server.bind"),
+            (
+                "[security]\nencryption_key = \"short\"",
+                "security.encryption_key",
+            ),
+            ("[codes]\nnot_a_key = 1", "not_a_key"),
+            ("[server]\nenvironment = \"production\"", "store.url"),
+        ];
+        for (toml, key) in cases {
+            let err = Settings::from_toml(toml).expect_err(toml).to_string();
+            assert!(
+                err.contains(key),
+                "{toml:?} gave {err:?}, which does not name {key}"
+            );
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The server key (`security.encryption_key`) and what is derived from it: the HMAC that stores codes
+//! as digests, and the AEAD (XChaCha20-Poly1305) that encrypts TOTP secrets at rest.
+//!
+//! Ciphertexts carry the id of the key that made them (`v1.<key id>.<base64>`), so after a rotation
+//! secrets made with a key listed in `security.previous_encryption_keys` still decrypt.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Decodes a key written as base64 of exactly 32 bytes.
+pub fn decode_key(b64: &str) -> Result<Zeroizing<[u8; 32]>, String> {
+    let bytes = Zeroizing::new(
+        B64.decode(b64.trim())
+            .map_err(|_| "is not base64 (make one with: openssl rand -base64 32)".to_string())?,
+    );
+    let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        format!(
+            "decodes to {} bytes, needs 32 (make one with: openssl rand -base64 32)",
+            bytes.len()
+        )
+    })?;
+    Ok(Zeroizing::new(arr))
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("ciphertext is not in the v1.<key id>.<data> form")]
+    Malformed,
+    #[error("no configured key has id {0}: add the old key to security.previous_encryption_keys")]
+    UnknownKey(String),
+    #[error("ciphertext does not authenticate with key {0}")]
+    Tampered(String),
+}
+
+struct Key {
+    id: String,
+    hmac: Zeroizing<[u8; 32]>,
+    aead: Zeroizing<[u8; 32]>,
+}
+
+impl Key {
+    fn derive(master: &[u8; 32]) -> Key {
+        let sub = |label: &[u8]| -> Zeroizing<[u8; 32]> {
+            let mut mac =
+                <HmacSha256 as KeyInit>::new_from_slice(master).expect("HMAC takes any key length");
+            mac.update(label);
+            Zeroizing::new(mac.finalize().into_bytes().into())
+        };
+        let id_bytes = sub(b"twofactor key id v1");
+        let id = id_bytes[..4].iter().map(|b| format!("{b:02x}")).collect();
+        Key {
+            id,
+            hmac: sub(b"twofactor code hmac v1"),
+            aead: sub(b"twofactor secret aead v1"),
+        }
+    }
+}
+
+/// The current key and the ones rotated out.
+pub struct Keyring {
+    current: Key,
+    previous: Vec<Key>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current.id)
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Keyring {
+    pub fn new(current_b64: &str, previous_b64: &[&str]) -> Result<Keyring, String> {
+        let current = Key::derive(&*decode_key(current_b64)?);
+        let previous = previous_b64
+            .iter()
+            .map(|k| decode_key(k).map(|m| Key::derive(&m)))
+            .collect::<Result<_, _>>()?;
+        Ok(Keyring { current, previous })
+    }
+
+    /// A random key, for the embedded default only: codes and secrets die with the process.
+    pub fn generate() -> Keyring {
+        let mut master = Zeroizing::new([0u8; 32]);
+        rand::fill(&mut master[..]);
+        Keyring {
+            current: Key::derive(&master),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Id of the key new ciphertexts use.
+    pub fn current_id(&self) -> &str {
+        &self.current.id
+    }
+
+    /// HMAC-SHA256 over length-prefixed parts, hex encoded: how a code is kept at rest.
+    pub fn digest(&self, parts: &[&str]) -> String {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.current.hmac[..])
+            .expect("HMAC takes any key length");
+        for p in parts {
+            // Length prefixes keep ("ab","c") and ("a","bc") apart.
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p.as_bytes());
+        }
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Encrypts with the current key; `context` (e.g. the customer id) is bound as associated data,
+    /// so a ciphertext copied to another customer does not decrypt.
+    pub fn encrypt(&self, plaintext: &[u8], context: &str) -> String {
+        let cipher =
+            XChaCha20Poly1305::new_from_slice(&self.current.aead[..]).expect("32-byte key");
+        let mut nonce = [0u8; 24];
+        rand::fill(&mut nonce[..]);
+        let nonce = XNonce::from(nonce);
+        let ct = cipher
+            .encrypt(
+                &nonce,
+                chacha20poly1305::aead::Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("XChaCha20-Poly1305 encrypts any short message");
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&ct);
+        format!("v1.{}.{}", self.current.id, B64.encode(blob))
+    }
+
+    pub fn decrypt(&self, sealed: &str, context: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let mut parts = sealed.splitn(3, '.');
+        let (Some("v1"), Some(id), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(CryptoError::Malformed);
+        };
+        let key = std::iter::once(&self.current)
+            .chain(self.previous.iter())
+            .find(|k| k.id == id)
+            .ok_or_else(|| CryptoError::UnknownKey(id.to_string()))?;
+        let blob = B64.decode(data).map_err(|_| CryptoError::Malformed)?;
+        if blob.len() < 24 + 16 {
+            return Err(CryptoError::Malformed);
+        }
+        let (nonce, ct) = blob.split_at(24);
+        let nonce = XNonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
+        let cipher = XChaCha20Poly1305::new_from_slice(&key.aead[..]).expect("32-byte key");
+        cipher
+            .decrypt(
+                &nonce,
+                chacha20poly1305::aead::Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Tampered(id.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const K2: &str = "HxwdHhscGRoXGBUWExQREg8QDQ4LDAkKBwgFBgMEAQI=";
+
+    #[test]
+    fn round_trip_and_rotation() {
+        let old = Keyring::new(K1, &[]).expect("key");
+        let sealed = old.encrypt(b"JBSWY3DPEHPK3PXP", "1001");
+        assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
+        assert_eq!(
+            &old.decrypt(&sealed, "1001").expect("opens")[..],
+            b"JBSWY3DPEHPK3PXP"
+        );
+        assert!(matches!(
+            old.decrypt(&sealed, "1002"),
+            Err(CryptoError::Tampered(_))
+        ));
+
+        let rotated = Keyring::new(K2, &[K1]).expect("keys");
+        assert_eq!(
+            &rotated.decrypt(&sealed, "1001").expect("old key opens")[..],
+            b"JBSWY3DPEHPK3PXP"
+        );
+        assert!(rotated.encrypt(b"x", "1001").contains(rotated.current_id()));
+        assert_ne!(rotated.current_id(), old.current_id());
+
+        let new_only = Keyring::new(K2, &[]).expect("key");
+        assert!(matches!(
+            new_only.decrypt(&sealed, "1001"),
+            Err(CryptoError::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn digests_separate_their_parts() {
+        let k = Keyring::new(K1, &[]).expect("key");
+        assert_ne!(k.digest(&["ab", "c"]), k.digest(&["a", "bc"]));
+        assert_eq!(k.digest(&["a", "b"]), k.digest(&["a", "b"]));
+        assert!(decode_key("c2hvcnQ=").is_err());
+    }
+}

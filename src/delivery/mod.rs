@@ -1,0 +1,155 @@
+//! Delivery of codes: the seams (`EmailSender`, `SmsSender`), the message templates, and the outbox
+//! transport that appends JSON lines to a file (the embedded default, for trying the service out).
+
+pub mod outbox;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::config::{EmailTransport, Settings, SmsTransport};
+use crate::domain::{Email, PhoneNumber};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Could not reach or talk to the server; the message says what was tried.
+    #[error("{0}")]
+    Transport(String),
+    /// The server answered and refused.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+}
+
+/// A code to deliver. `code` never reaches a log.
+pub struct CodeMessage<'a> {
+    pub code: &'a SecretString,
+    /// Minutes the code stays valid, for `{minutes}`.
+    pub minutes: u64,
+}
+
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    /// Sends the code; returns what the server answered, for `send-test-email`.
+    async fn send(&self, to: &Email, message: &CodeMessage<'_>) -> Result<String, DeliveryError>;
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Sends the code; returns what the gateway answered, for `send-test-sms`.
+    async fn send(
+        &self,
+        to: &PhoneNumber,
+        message: &CodeMessage<'_>,
+    ) -> Result<String, DeliveryError>;
+}
+
+/// Replaces each `{name}` in `template` with its value passed through `escape`; other braces stay.
+pub fn render(template: &str, values: &[(&str, &str)], escape: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}').and_then(|end| {
+            let name = &after[..end];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (end, *v))
+        }) {
+            Some((end, value)) => {
+                out.push_str(&escape(value));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatcher {
+    Exact(u16),
+    Class(u16),
+}
+
+impl StatusMatcher {
+    pub fn parse(s: &str) -> Option<StatusMatcher> {
+        let s = s.trim().to_ascii_lowercase();
+        if let Some(class) = s.strip_suffix("xx") {
+            let d = class.parse::<u16>().ok()?;
+            return (1..=5).contains(&d).then_some(StatusMatcher::Class(d));
+        }
+        let n = s.parse::<u16>().ok()?;
+        (100..=599).contains(&n).then_some(StatusMatcher::Exact(n))
+    }
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatcher::Exact(n) => n == status,
+            StatusMatcher::Class(c) => status / 100 == c,
+        }
+    }
+}
+
+/// The senders the settings ask for.
+pub fn from_settings(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn EmailSender>, Arc<dyn SmsSender>)> {
+    let outbox = || Arc::new(outbox::Outbox::new(settings));
+    let email: Arc<dyn EmailSender> = match settings.email_transport() {
+        EmailTransport::Outbox | EmailTransport::Auto => {
+            tracing::warn!(
+                file = %settings.delivery.outbox_file,
+                "email goes to the outbox file, not to callers: set email.smtp.host to send real email"
+            );
+            outbox()
+        }
+        EmailTransport::Smtp => {
+            anyhow::bail!("email.transport = \"smtp\" is not available in this build")
+        }
+    };
+    let sms: Arc<dyn SmsSender> = match settings.sms_transport() {
+        SmsTransport::Outbox | SmsTransport::Auto => {
+            tracing::warn!(
+                file = %settings.delivery.outbox_file,
+                "SMS goes to the outbox file, not to callers: set sms.url to use an SMS gateway"
+            );
+            outbox()
+        }
+        SmsTransport::Http => {
+            anyhow::bail!("sms.transport = \"http\" is not available in this build")
+        }
+    };
+    Ok((email, sms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_escapes_values_and_keeps_unknown_braces() {
+        let out = render(
+            "{\"to\":\"{recipient}\",\"x\":{other}}",
+            &[("recipient", "a\"b")],
+            |v| v.replace('"', "\\\""),
+        );
+        assert_eq!(out, "{\"to\":\"a\\\"b\",\"x\":{other}}");
+    }
+
+    #[test]
+    fn status_matchers() {
+        assert!(StatusMatcher::parse("2xx").is_some_and(|m| m.matches(204)));
+        assert!(StatusMatcher::parse("202").is_some_and(|m| !m.matches(200)));
+        assert!(StatusMatcher::parse("9xx").is_none());
+        assert!(StatusMatcher::parse("ok").is_none());
+    }
+}

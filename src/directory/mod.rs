@@ -1,0 +1,231 @@
+//! Customers and their verified contact methods, kept in the store. The TOTP secret is stored only
+//! encrypted (see `crypto`), bound to the customer id so it cannot be moved to another record.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::Keyring;
+use crate::domain::{CustomerId, Email, PhoneNumber};
+use crate::store::{Keys, Store, StoreError};
+
+/// A customer as the seed file, the import command and the admin API write it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerInput {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Base32; write-only.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+}
+
+/// A customer as read back: the secret is never returned, only whether there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerView {
+    pub id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub totp_enrolled: bool,
+}
+
+/// What is stored per customer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Customer {
+    pub email: Option<Email>,
+    pub phone: Option<PhoneNumber>,
+    /// `v1.<key id>.<ciphertext>` of the raw secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_sealed: Option<String>,
+}
+
+impl Customer {
+    pub fn has_authenticator(&self) -> bool {
+        self.totp_sealed.is_some()
+    }
+}
+
+/// A validated input, ready to store.
+pub struct ValidCustomer {
+    pub id: CustomerId,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneNumber>,
+    pub totp_secret: Option<Zeroizing<Vec<u8>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored TOTP secret for {0} cannot be decrypted: {1}")]
+    Secret(String, crate::crypto::CryptoError),
+    #[error("stored record for {0} is unreadable: {1}")]
+    Corrupt(String, String),
+}
+
+pub struct Directory {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    keyring: Arc<Keyring>,
+    default_region: Option<phonenumber::country::Id>,
+}
+
+impl Directory {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        keyring: Arc<Keyring>,
+        default_region: &str,
+    ) -> Directory {
+        Directory {
+            store,
+            keys,
+            keyring,
+            default_region: default_region.parse().ok(),
+        }
+    }
+
+    /// Checks one input; `id` overrides the input's own id (admin PUT names it in the path).
+    pub fn validate(
+        &self,
+        input: &CustomerInput,
+        id: Option<&str>,
+    ) -> Result<ValidCustomer, String> {
+        let raw_id = id.or(input.id.as_deref()).ok_or("id is missing")?;
+        let id = CustomerId::parse(raw_id)?;
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let email = nonempty(&input.email)
+            .map(|e| Email::parse(&e))
+            .transpose()?;
+        let phone = nonempty(&input.phone)
+            .map(|p| PhoneNumber::parse_in(&p, self.default_region))
+            .transpose()?;
+        let totp_secret = nonempty(&input.totp_secret)
+            .map(|s| crate::totp::from_base32(&s).map(Zeroizing::new))
+            .transpose()?;
+        Ok(ValidCustomer {
+            id,
+            email,
+            phone,
+            totp_secret,
+        })
+    }
+
+    pub async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, DirectoryError> {
+        match self.store.get(&self.keys.customer(id)).await? {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string())),
+        }
+    }
+
+    pub async fn view(&self, id: &CustomerId) -> Result<Option<CustomerView>, DirectoryError> {
+        Ok(self.get(id).await?.map(|c| CustomerView {
+            id: id.to_string(),
+            email: c.email.map(String::from),
+            phone: c.phone.map(String::from),
+            totp_enrolled: c.totp_sealed.is_some(),
+        }))
+    }
+
+    /// Stores email and phone as given; keeps the existing TOTP secret unless a new one is given.
+    pub async fn upsert(&self, c: ValidCustomer) -> Result<(), DirectoryError> {
+        let totp_sealed = match &c.totp_secret {
+            Some(secret) => Some(self.keyring.encrypt(secret, c.id.as_str())),
+            None => self.get(&c.id).await?.and_then(|old| old.totp_sealed),
+        };
+        self.write(
+            &c.id,
+            &Customer {
+                email: c.email,
+                phone: c.phone,
+                totp_sealed,
+            },
+        )
+        .await
+    }
+
+    /// Replaces the TOTP secret of an existing customer; false when there is no such customer.
+    pub async fn set_totp(&self, id: &CustomerId, secret: &[u8]) -> Result<bool, DirectoryError> {
+        let Some(mut c) = self.get(id).await? else {
+            return Ok(false);
+        };
+        c.totp_sealed = Some(self.keyring.encrypt(secret, id.as_str()));
+        self.write(id, &c).await?;
+        Ok(true)
+    }
+
+    async fn write(&self, id: &CustomerId, c: &Customer) -> Result<(), DirectoryError> {
+        let json = serde_json::to_string(c)
+            .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
+        self.store.set(&self.keys.customer(id), &json, None).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, id: &CustomerId) -> Result<bool, DirectoryError> {
+        Ok(self.store.del(&self.keys.customer(id)).await?)
+    }
+
+    /// The customer's TOTP secret in clear, for one check; wiped when dropped.
+    pub fn totp_secret(
+        &self,
+        id: &CustomerId,
+        c: &Customer,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DirectoryError> {
+        c.totp_sealed
+            .as_deref()
+            .map(|sealed| {
+                self.keyring
+                    .decrypt(sealed, id.as_str())
+                    .map_err(|e| DirectoryError::Secret(id.to_string(), e))
+            })
+            .transpose()
+    }
+
+    /// Validates every entry of a seed file's JSON list first, then stores them all: one bad entry
+    /// stores nothing, and the error lists each bad entry by position and id.
+    pub async fn import_json(&self, json: &str) -> Result<usize, DirectoryError> {
+        let inputs: Vec<CustomerInput> = serde_json::from_str(json).map_err(|e| {
+            DirectoryError::Invalid(format!(
+                "not a JSON list of {{id, email, phone, totp_secret}}: {e}"
+            ))
+        })?;
+        let mut valid = Vec::with_capacity(inputs.len());
+        let mut errors = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, input) in inputs.iter().enumerate() {
+            match self.validate(input, None) {
+                Ok(v) if !seen.insert(v.id.clone()) => {
+                    errors.push(format!("entry {} ({}): id appears twice", i + 1, v.id))
+                }
+                Ok(v) => valid.push(v),
+                Err(e) => errors.push(format!(
+                    "entry {} ({}): {e}",
+                    i + 1,
+                    input.id.as_deref().unwrap_or("no id")
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(DirectoryError::Invalid(errors.join("; ")));
+        }
+        let n = valid.len();
+        for v in valid {
+            self.upsert(v).await?;
+        }
+        Ok(n)
+    }
+}

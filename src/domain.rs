@@ -1,0 +1,308 @@
+//! Validated values that cross the edge: customer ids, call ids, contact methods, addresses, numbers.
+//!
+//! Handlers parse raw parameters into these once; inner code never sees raw strings. `Display` of an
+//! address or number is masked, so logging one by accident leaks nothing useful.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A customer (account) id: 1 to 64 visible ASCII characters, no braces (Redis Cluster hash tags).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err("customer id is empty".into());
+        }
+        if s.len() > 64 {
+            return Err("customer id is longer than 64 characters".into());
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+        {
+            return Err("customer id may hold only visible ASCII characters other than { }".into());
+        }
+        Ok(CustomerId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CustomerId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        CustomerId::parse(&value)
+    }
+}
+
+impl From<CustomerId> for String {
+    fn from(c: CustomerId) -> String {
+        c.0
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The call a code is bound to (GIA's call id or a conversation id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallId(String);
+
+impl CallId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.len() > 128 {
+            return Err("call id is longer than 128 characters".into());
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("call id may hold only visible ASCII characters".into());
+        }
+        Ok(CallId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the caller gets or makes a code: `TwoFactorAuthSelectedMethod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    Email,
+    Sms,
+    Authenticator,
+}
+
+impl Method {
+    /// Accepts `Email`, `SMS` and `Authenticator` in any case.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "email" => Ok(Method::Email),
+            "sms" => Ok(Method::Sms),
+            "authenticator" => Ok(Method::Authenticator),
+            _ => Err(format!(
+                "TwoFactorAuthSelectedMethod must be Email, SMS or Authenticator, not {:?}",
+                truncate(raw, 32)
+            )),
+        }
+    }
+    /// Stable lower-case name for keys, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Email => "email",
+            Method::Sms => "sms",
+            Method::Authenticator => "authenticator",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified email address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.len() > 254 {
+            return Err("email address is longer than 254 characters".into());
+        }
+        s.parse::<lettre::Address>()
+            .map_err(|_| format!("{:?} is not an email address", mask_email(s)))?;
+        Ok(Email(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn masked(&self) -> String {
+        mask_email(&self.0)
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Email::parse(&value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// A phone number in E.164 (`+447911123456`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses international numbers (`+44 7700 900123`), or national ones in `default_region`.
+    pub fn parse_in(
+        raw: &str,
+        default_region: Option<phonenumber::country::Id>,
+    ) -> Result<Self, String> {
+        let s = raw.trim();
+        if s.len() > 32 {
+            return Err("phone number is longer than 32 characters".into());
+        }
+        let region = if s.starts_with('+') {
+            None
+        } else {
+            default_region
+        };
+        if region.is_none() && !s.starts_with('+') {
+            return Err(format!(
+                "{:?} has no country code: write it as +<country><number> or set directory.default_region",
+                mask_phone(s)
+            ));
+        }
+        let parsed = phonenumber::parse(region, s)
+            .map_err(|_| format!("{:?} is not a phone number", mask_phone(s)))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(format!("{:?} is not a valid phone number", mask_phone(s)));
+        }
+        Ok(PhoneNumber(
+            parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::parse_in(raw, None)
+    }
+    /// `+447911123456`.
+    pub fn e164(&self) -> &str {
+        &self.0
+    }
+    /// `447911123456`, or `+447911123456` with the plus symbol, as the gateway and GIA expect.
+    pub fn for_recipient(&self, plus_symbol: bool) -> &str {
+        if plus_symbol { &self.0 } else { &self.0[1..] }
+    }
+    /// Country calling code without `+`.
+    pub fn country_code(&self) -> String {
+        phonenumber::parse(None, &self.0)
+            .map(|p| p.code().value().to_string())
+            .unwrap_or_default()
+    }
+    pub fn masked(&self) -> String {
+        mask_phone(&self.0)
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        PhoneNumber::parse(&value)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(p: PhoneNumber) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// `alice@example.com` → `a***@example.com`.
+pub fn mask_email(s: &str) -> String {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".into(),
+    }
+}
+
+/// `+447911123456` → `+44******456`: the first two and the last three digits stay.
+pub fn mask_phone(s: &str) -> String {
+    let digits: Vec<char> = s.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.len() < 7 {
+        return "***".into();
+    }
+    let plus = if s.trim_start().starts_with('+') {
+        "+"
+    } else {
+        ""
+    };
+    let head: String = digits[..2].iter().collect();
+    let tail: String = digits[digits.len() - 3..].iter().collect();
+    // A fixed run of stars, so the mask does not tell the number's length either.
+    format!("{plus}{head}******{tail}")
+}
+
+/// At most `max` characters of `s`, for echoing bad input in messages.
+pub fn truncate(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_little() {
+        assert_eq!(mask_email("alice@example.com"), "a***@example.com");
+        assert_eq!(mask_phone("+447911123456"), "+44******456");
+    }
+
+    #[test]
+    fn phone_numbers_become_e164() {
+        let p = PhoneNumber::parse("+44 7911 123456").expect("valid");
+        assert_eq!(p.e164(), "+447911123456");
+        assert_eq!(p.for_recipient(false), "447911123456");
+        assert_eq!(p.country_code(), "44");
+        let gb = "GB".parse().ok();
+        assert_eq!(
+            PhoneNumber::parse_in("07911 123456", gb)
+                .expect("national")
+                .e164(),
+            "+447911123456"
+        );
+        assert!(PhoneNumber::parse("07911 123456").is_err());
+        assert!(PhoneNumber::parse("+44 12").is_err());
+    }
+
+    #[test]
+    fn methods_in_any_case() {
+        assert_eq!(Method::parse("sms"), Ok(Method::Sms));
+        assert_eq!(Method::parse("EMAIL"), Ok(Method::Email));
+        assert_eq!(Method::parse("AuThEnTiCaToR"), Ok(Method::Authenticator));
+        assert!(Method::parse("fax").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Errors a caller sees. A malformed callflow request answers 4xx with the endpoint's own root
+//! element, the configured error status and a `<message>` naming the problem: never a 5xx.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::xml::{self, Endpoint};
+
+/// Stable kinds, each with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    Unauthorized,
+    Forbidden,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub endpoint: Endpoint,
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The configured `statuses.error` string.
+    pub status: String,
+}
+
+impl ApiError {
+    pub fn new(
+        endpoint: Endpoint,
+        kind: ErrorKind,
+        status: &str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            endpoint,
+            kind,
+            message: message.into(),
+            status: status.to_string(),
+        }
+    }
+}
+
+/// The content type of every callflow answer.
+pub const XML_CONTENT_TYPE: &str = "application/xml; charset=utf-8";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type(XML_CONTENT_TYPE);
+        match self.kind {
+            ErrorKind::MethodNotAllowed => {
+                res.insert_header((header::ALLOW, HeaderValue::from_static("GET, POST")));
+            }
+            ErrorKind::Unauthorized => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"twofactor\", charset=\"UTF-8\""),
+                ));
+            }
+            _ => {}
+        }
+        res.body(xml::error(self.endpoint, &self.status, &self.message))
+    }
+}

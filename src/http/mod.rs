@@ -1,0 +1,77 @@
+//! Routes: the callflow endpoints under `/v1`, health and metrics.
+
+pub mod check_methods;
+pub mod health;
+pub mod params;
+pub mod send_code;
+pub mod verify_code;
+
+use actix_web::{HttpResponse, web};
+
+use crate::codes::Outcome;
+use crate::error::{ApiError, ErrorKind, XML_CONTENT_TYPE};
+use crate::state::AppState;
+use crate::xml::Endpoint;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .service(callflow(
+                "/check-verified-contact-methods",
+                Endpoint::CheckMethods,
+                check_methods::check_methods,
+            ))
+            .service(callflow(
+                "/send-authentication-code",
+                Endpoint::SendCode,
+                send_code::send_code,
+            ))
+            .service(callflow(
+                "/code-authentication",
+                Endpoint::VerifyCode,
+                verify_code::verify_code,
+            )),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/version", web::get().to(health::version))
+    .route("/metrics", web::get().to(health::metrics));
+}
+
+/// A callflow resource: GET and POST; anything else is 405 in the endpoint's XML.
+fn callflow<F, Args>(path: &str, endpoint: Endpoint, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::post().to(handler))
+        .default_service(web::to(move |state: web::Data<AppState>| async move {
+            Err::<HttpResponse, _>(ApiError::new(
+                endpoint,
+                ErrorKind::MethodNotAllowed,
+                &state.settings.statuses.error,
+                "use GET or POST",
+            ))
+        }))
+}
+
+/// The configured status string for an outcome.
+pub fn status_of(state: &AppState, outcome: Outcome) -> &str {
+    let s = &state.settings.statuses;
+    match outcome {
+        Outcome::Success => &s.success,
+        Outcome::NotFound => &s.not_found,
+        Outcome::IncorrectCode => &s.incorrect_code,
+        Outcome::CodeExpired => &s.code_expired,
+        Outcome::Locked => &s.locked,
+        Outcome::SendLimited => &s.send_limited,
+        Outcome::Error => &s.error,
+    }
+}
+
+pub fn xml_ok(body: String) -> HttpResponse {
+    HttpResponse::Ok().content_type(XML_CONTENT_TYPE).body(body)
+}

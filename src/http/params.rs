@@ -1,0 +1,226 @@
+//! Callflow parameters from the query string and the body (form, XML or JSON), read once at the edge.
+//! The body wins over the query; names match exactly first, then case-insensitively. A name given
+//! twice in one place, an oversized value or body, or an unknown content type is a 4xx.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web;
+use futures_util::StreamExt;
+
+use crate::domain::{CallId, CustomerId, Method, truncate};
+use crate::error::{ApiError, ErrorKind};
+use crate::state::AppState;
+use crate::xml::{self, Endpoint};
+
+/// More parameters than any callflow sends is an attack or a mistake.
+const MAX_PARAMS: usize = 64;
+
+pub struct Params {
+    body: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+pub struct Ctx<'a> {
+    pub endpoint: Endpoint,
+    pub state: &'a AppState,
+}
+
+impl Ctx<'_> {
+    pub fn err(&self, kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            self.endpoint,
+            kind,
+            &self.state.settings.statuses.error,
+            message,
+        )
+    }
+}
+
+fn find<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .or_else(|| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+        .map(|(_, v)| v.as_str())
+}
+
+impl Params {
+    /// The value of `name`, body first.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        find(&self.body, name).or_else(|| find(&self.query, name))
+    }
+
+    /// The first of `names` that is present and not blank.
+    fn first(&self, names: &[String]) -> Option<&str> {
+        names
+            .iter()
+            .find_map(|n| self.get(n).filter(|v| !v.trim().is_empty()))
+    }
+
+    pub fn customer_id(&self, ctx: &Ctx<'_>) -> Result<CustomerId, ApiError> {
+        let names = &ctx.state.settings.gia.customer_id_params;
+        let raw = self.first(names).ok_or_else(|| {
+            ctx.err(
+                ErrorKind::BadRequest,
+                format!("missing customer id: send one of {}", names.join(", ")),
+            )
+        })?;
+        CustomerId::parse(raw).map_err(|e| ctx.err(ErrorKind::BadRequest, e))
+    }
+
+    pub fn call_id(&self, ctx: &Ctx<'_>) -> Result<Option<CallId>, ApiError> {
+        self.first(&ctx.state.settings.gia.call_id_params)
+            .map(|raw| CallId::parse(raw).map_err(|e| ctx.err(ErrorKind::BadRequest, e)))
+            .transpose()
+    }
+
+    pub fn method(&self, ctx: &Ctx<'_>) -> Result<Option<Method>, ApiError> {
+        self.get("TwoFactorAuthSelectedMethod")
+            .filter(|v| !v.trim().is_empty())
+            .map(|raw| Method::parse(raw).map_err(|e| ctx.err(ErrorKind::BadRequest, e)))
+            .transpose()
+    }
+}
+
+/// Reads the query and the body into [`Params`].
+pub async fn extract(
+    ctx: &Ctx<'_>,
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Params, ApiError> {
+    let limit = ctx.state.settings.server.max_body_bytes;
+    let too_large = || {
+        ctx.err(
+            ErrorKind::PayloadTooLarge,
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ctx.err(ErrorKind::BadRequest, "request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+
+    let query = pairs_checked(ctx, form_pairs(req.query_string()), "query string")?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Vec::new()
+    } else {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ctx.err(ErrorKind::BadRequest, "request body is not valid UTF-8"))?;
+        let pairs = match media_type(req).as_deref() {
+            Some("application/x-www-form-urlencoded") => form_pairs(text),
+            Some("application/xml" | "text/xml") => {
+                xml::parse_params(text).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?
+            }
+            Some("application/json") => {
+                json_pairs(text).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?
+            }
+            Some(other) => {
+                return Err(ctx.err(
+                    ErrorKind::UnsupportedMediaType,
+                    format!(
+                        "content type {} is not accepted: use application/x-www-form-urlencoded, application/xml, text/xml or application/json",
+                        truncate(other, 64)
+                    ),
+                ));
+            }
+            None => {
+                return Err(ctx.err(
+                    ErrorKind::UnsupportedMediaType,
+                    "request has a body but no Content-Type header",
+                ));
+            }
+        };
+        pairs_checked(ctx, pairs, "body")?
+    };
+    Ok(Params { body, query })
+}
+
+fn media_type(req: &HttpRequest) -> Option<String> {
+    let raw = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        raw.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+fn form_pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+}
+
+fn json_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("JSON body is not valid: {e}"))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err("JSON body must be an object of parameters".into());
+    };
+    map.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => String::new(),
+                _ => {
+                    return Err(format!(
+                        "JSON parameter {} must be a string or a number",
+                        truncate(&k, 64)
+                    ));
+                }
+            };
+            Ok((k, v))
+        })
+        .collect()
+}
+
+/// Refuses repeats (parameter pollution), too many parameters and oversized values.
+fn pairs_checked(
+    ctx: &Ctx<'_>,
+    pairs: Vec<(String, String)>,
+    place: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    if pairs.len() > MAX_PARAMS {
+        return Err(ctx.err(
+            ErrorKind::BadRequest,
+            format!("{place} has more than {MAX_PARAMS} parameters"),
+        ));
+    }
+    let max = ctx.state.settings.server.max_param_bytes;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if k.len() > 128 || v.len() > max {
+            return Err(ctx.err(
+                ErrorKind::BadRequest,
+                format!(
+                    "parameter {} in the {place} is longer than {max} bytes",
+                    truncate(k, 64)
+                ),
+            ));
+        }
+        if pairs[..i].iter().any(|(p, _)| p.eq_ignore_ascii_case(k)) {
+            return Err(ctx.err(
+                ErrorKind::BadRequest,
+                format!(
+                    "parameter {} is given more than once in the {place}",
+                    truncate(k, 64)
+                ),
+            ));
+        }
+    }
+    Ok(pairs)
+}

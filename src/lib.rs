@@ -1,0 +1,17 @@
+//! twofactor: two-factor authentication for IVR callflows (Genesys Intelligent Automation's
+//! Two-factor Authentication MicroApp in external mode).
+
+pub mod codes;
+pub mod config;
+pub mod crypto;
+pub mod delivery;
+pub mod directory;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod totp;
+pub mod xml;

@@ -1,0 +1,117 @@
+//! What every request needs: settings, the store, the key ring, the directory, the senders and the
+//! clock, each behind its seam so tests and deployments can choose the real part they want.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+use crate::crypto::Keyring;
+use crate::delivery::{EmailSender, SmsSender};
+use crate::directory::Directory;
+use crate::store::{Keys, Store};
+
+/// Time as an input, so TOTP logic can be checked at any instant.
+pub trait Clock: Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn now_unix(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+    pub keyring: Arc<Keyring>,
+    pub directory: Arc<Directory>,
+    pub email: Arc<dyn EmailSender>,
+    pub sms: Arc<dyn SmsSender>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Connects the store and builds every part the settings name.
+    pub async fn from_settings(settings: Settings) -> anyhow::Result<AppState> {
+        let store = crate::store::connect(&settings.store.url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the store at {}",
+                    redact_url(&settings.store.url)
+                )
+            })?;
+        let (email, sms) = crate::delivery::from_settings(&settings)?;
+        Self::with_parts(settings, store, email, sms)
+    }
+
+    /// Builds the state around parts made elsewhere.
+    pub fn with_parts(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        email: Arc<dyn EmailSender>,
+        sms: Arc<dyn SmsSender>,
+    ) -> anyhow::Result<AppState> {
+        let keyring = Arc::new(keyring(&settings)?);
+        let keys = Keys::new(&settings.store.key_prefix);
+        let directory = Arc::new(Directory::new(
+            store.clone(),
+            keys.clone(),
+            keyring.clone(),
+            &settings.directory.default_region,
+        ));
+        Ok(AppState {
+            settings: Arc::new(settings),
+            store,
+            keys,
+            keyring,
+            directory,
+            email,
+            sms,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// The configured key ring; only the embedded memory store may run on a key made up at start.
+fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
+    let key = settings.security.encryption_key.expose_secret();
+    let previous: Vec<&str> = settings
+        .security
+        .previous_encryption_keys
+        .iter()
+        .map(|k| k.expose_secret())
+        .collect();
+    if key.is_empty() {
+        anyhow::ensure!(
+            settings.store.url.starts_with("memory:"),
+            "security.encryption_key is required with a shared store: every instance must use the same key \
+             (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
+        );
+        tracing::warn!(
+            "security.encryption_key is not set: using a random key for this process only; \
+             pending codes and enrolled authenticators will not survive a restart"
+        );
+        return Ok(Keyring::generate());
+    }
+    Keyring::new(key, &previous).map_err(|e| anyhow::anyhow!("security.encryption_key: {e}"))
+}
+
+/// `redis://user:pass@host` → `redis://***@host`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,139 @@
+//! The store: pending codes, counters, locks, customers and TOTP steps, behind one small trait with
+//! two backends (Redis for production, memory for a single instance). Both give the same atomic
+//! guarantees; `tests/api/store_contract.rs` runs one suite against each.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use keys::Keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// What the atomic check of a pending code found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// No code pending (never sent, expired, used, or exhausted).
+    Missing,
+    /// The digest matched; the code is gone.
+    Matched,
+    /// Wrong; the code survives with `attempts` wrong tries so far.
+    Wrong { attempts: u32 },
+    /// Wrong, and that was the last try allowed: the code is gone.
+    Exhausted,
+}
+
+/// Where the store lives: `memory://` or one of the Redis URL forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Memory,
+    Redis(String),
+    Sentinel {
+        nodes: Vec<String>,
+        service: String,
+        tls: bool,
+    },
+    Cluster(Vec<String>),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl, String> {
+        let url = url.trim();
+        if url == "memory://" || url == "memory" {
+            return Ok(StoreUrl::Memory);
+        }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            return Ok(StoreUrl::Redis(url.to_string()));
+        }
+        for (scheme, tls) in [("redis+sentinel://", false), ("rediss+sentinel://", true)] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                // redis+sentinel://host1:26379,host2:26379/mymaster
+                let (hosts, service) = rest.split_once('/').ok_or(
+                    "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster",
+                )?;
+                let service = service.trim_matches('/');
+                if service.is_empty() || hosts.is_empty() {
+                    return Err("a Sentinel URL needs hosts and a master name: redis+sentinel://host:26379/mymaster".into());
+                }
+                let s = if tls { "rediss" } else { "redis" };
+                let nodes = hosts.split(',').map(|h| format!("{s}://{h}")).collect();
+                return Ok(StoreUrl::Sentinel {
+                    nodes,
+                    service: service.to_string(),
+                    tls,
+                });
+            }
+        }
+        for (scheme, s) in [
+            ("redis+cluster://", "redis"),
+            ("rediss+cluster://", "rediss"),
+        ] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                let hosts = rest.trim_end_matches('/');
+                if hosts.is_empty() {
+                    return Err(
+                        "a Cluster URL lists nodes: redis+cluster://node1:6379,node2:6379".into(),
+                    );
+                }
+                return Ok(StoreUrl::Cluster(
+                    hosts.split(',').map(|h| format!("{s}://{h}")).collect(),
+                ));
+            }
+        }
+        Err(
+            "must be memory://, redis://…, rediss://…, redis+sentinel://… or redis+cluster://…"
+                .into(),
+        )
+    }
+}
+
+/// The store seam. Keys come from [`Keys`]; values are short strings.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Round trip to the backend (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Sets a value, replacing any; `ttl` of `None` keeps it until deleted.
+    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError>;
+    /// Sets only when absent; true when this call set it.
+    async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// True when something was deleted.
+    async fn del(&self, key: &str) -> Result<bool, StoreError>;
+    /// Increments a counter whose window starts at its first increment; returns the new count.
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+    /// Takes back one increment (a send that failed must not count); never below zero.
+    async fn decr(&self, key: &str) -> Result<(), StoreError>;
+    /// Stores a pending code digest with no wrong tries yet, replacing any pending one.
+    async fn put_code(&self, key: &str, digest: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Atomically compares `digest` with the pending one: deletes it on a match, counts a wrong try
+    /// otherwise and deletes it at `max_attempts`. Concurrent calls never see one code twice.
+    async fn check_code(
+        &self,
+        key: &str,
+        digest: &str,
+        max_attempts: u32,
+    ) -> Result<CodeCheck, StoreError>;
+    /// Atomically raises the stored step to `step` if `step` is greater; true when raised.
+    async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError>;
+    /// Every key and value under `prefix` (admin export, tests that scan what is stored).
+    async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// Opens the store the URL names.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match StoreUrl::parse(url).map_err(StoreError::Unavailable)? {
+        StoreUrl::Memory => Ok(Arc::new(memory::MemoryStore::new())),
+        other => Ok(Arc::new(redis::RedisStore::connect(other).await?)),
+    }
+}

@@ -1,0 +1,347 @@
+//! The Redis store: standalone (`ConnectionManager`, reconnects by itself), Sentinel (master resolved at
+//! start) and Cluster. Every read-modify-write is one Lua script, so it is atomic across instances and
+//! takes one round trip. Every key a script touches is one of its KEYS, so scripts run on Cluster too.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{CodeCheck, Store, StoreError, StoreUrl};
+
+/// Replace the pending code: digest `d`, wrong tries `a`.
+static PUT_CODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1",
+    )
+});
+
+/// 0 missing, 1 matched (deleted), 2 wrong (attempts follow), 3 exhausted (deleted).
+/// The digests are keyed HMACs, so comparing them with `==` reveals nothing an attacker can steer.
+static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local d = redis.call('HGET', KEYS[1], 'd')
+if not d then return {0, 0} end
+if d == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {1, 0}
+end
+local a = redis.call('HINCRBY', KEYS[1], 'a', 1)
+if a >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return {3, a}
+end
+return {2, a}",
+    )
+});
+
+static INCR_WINDOW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n",
+    )
+});
+
+static DECR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 1",
+    )
+});
+
+static ADVANCE_STEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local step = tonumber(ARGV[1])
+if last and step <= last then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1",
+    )
+});
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+pub struct RedisStore {
+    conn: Conn,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    // PEXPIRE 0 deletes at once; a window always lasts at least 1 ms.
+    (d.as_millis() as u64).max(1)
+}
+
+/// A store call that hangs must become the `error` status quickly, not a stuck callflow.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl RedisStore {
+    pub async fn connect(url: StoreUrl) -> Result<RedisStore, StoreError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = match url {
+            StoreUrl::Memory => {
+                return Err(StoreError::Unavailable(
+                    "memory:// is not a Redis URL".into(),
+                ));
+            }
+            StoreUrl::Redis(u) => {
+                let client = redis::Client::open(u.as_str()).map_err(unavailable)?;
+                Conn::Single(
+                    client
+                        .get_connection_manager_with_config(config)
+                        .await
+                        .map_err(unavailable)?,
+                )
+            }
+            StoreUrl::Sentinel { nodes, service, .. } => {
+                let mut sentinel = redis::sentinel::Sentinel::build(nodes).map_err(unavailable)?;
+                let client = sentinel
+                    .async_master_for(&service, None)
+                    .await
+                    .map_err(unavailable)?;
+                Conn::Single(
+                    client
+                        .get_connection_manager_with_config(config)
+                        .await
+                        .map_err(unavailable)?,
+                )
+            }
+            StoreUrl::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .build()
+                    .map_err(unavailable)?;
+                Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+            }
+        };
+        Ok(RedisStore { conn })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
+    {
+        let mut conn = self.conn.clone();
+        f(&mut conn).await.map_err(unavailable)
+    }
+}
+
+/// Lets every command and script run on either kind of connection.
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(async |c| redis::cmd("PING").query_async::<String>(c).await)
+            .await
+            .map(|_| ())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.run(async |c| c.get(key).await).await
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.run(async |c| match ttl {
+            Some(t) => c.pset_ex(key, value, millis(t)).await,
+            None => c.set(key, value).await,
+        })
+        .await
+    }
+
+    async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let reply: Option<String> = self
+            .run(async |c| {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    async fn del(&self, key: &str) -> Result<bool, StoreError> {
+        let n: u64 = self.run(async |c| c.del(key).await).await?;
+        Ok(n > 0)
+    }
+
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        self.run(async |c| {
+            INCR_WINDOW
+                .key(key)
+                .arg(millis(window))
+                .invoke_async(c)
+                .await
+        })
+        .await
+    }
+
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        self.run(async |c| DECR.key(key).invoke_async::<i64>(c).await)
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_code(&self, key: &str, digest: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.run(async |c| {
+            PUT_CODE
+                .key(key)
+                .arg(digest)
+                .arg(millis(ttl))
+                .invoke_async::<i64>(c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn check_code(
+        &self,
+        key: &str,
+        digest: &str,
+        max_attempts: u32,
+    ) -> Result<CodeCheck, StoreError> {
+        let (outcome, attempts): (i64, i64) = self
+            .run(async |c| {
+                CHECK_CODE
+                    .key(key)
+                    .arg(digest)
+                    .arg(max_attempts)
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(match outcome {
+            0 => CodeCheck::Missing,
+            1 => CodeCheck::Matched,
+            2 => CodeCheck::Wrong {
+                attempts: attempts.max(0) as u32,
+            },
+            3 => CodeCheck::Exhausted,
+            other => {
+                return Err(StoreError::Protocol(format!(
+                    "check script answered {other}"
+                )));
+            }
+        })
+    }
+
+    async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(async |c| {
+                ADVANCE_STEP
+                    .key(key)
+                    .arg(step)
+                    .arg(millis(ttl))
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let Conn::Single(mut c) = self.conn.clone() else {
+            return Err(StoreError::Unavailable(
+                "dump is not available on Redis Cluster".into(),
+            ));
+        };
+        let pattern = format!(
+            "{}*",
+            prefix
+                .replace('*', "\\*")
+                .replace('?', "\\?")
+                .replace('[', "\\[")
+        );
+        let mut keys: Vec<String> = Vec::new();
+        {
+            let mut iter = c
+                .scan_match::<_, String>(&pattern)
+                .await
+                .map_err(unavailable)?;
+            while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+                keys.push(k.map_err(unavailable)?);
+            }
+        }
+        keys.sort();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let value = if kind == "hash" {
+                let fields: Vec<(String, String)> = c.hgetall(&k).await.map_err(unavailable)?;
+                fields
+                    .iter()
+                    .map(|(f, v)| format!("{f}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else if kind == "string" {
+                c.get::<_, Option<String>>(&k)
+                    .await
+                    .map_err(unavailable)?
+                    .unwrap_or_default()
+            } else {
+                continue;
+            };
+            out.push((k, value));
+        }
+        Ok(out)
+    }
+}

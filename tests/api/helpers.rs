@@ -1,0 +1,371 @@
+//! Test harness: the real server on port 0 over either store, a private `redis-server` on a free port
+//! (one per test binary, one key prefix per test), and typed helpers for the three endpoints.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::web;
+use twofactor::config::Settings;
+use twofactor::startup::Application;
+use twofactor::state::AppState;
+use twofactor::store::Store;
+
+/// Which store a test runs on; every flow test runs on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+/// Runs one async test body on both stores: `both_stores!(name, body_fn);`.
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$body($crate::helpers::StoreKind::Memory).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$body($crate::helpers::StoreKind::Redis).await
+            }
+        }
+    };
+}
+
+/// The statuses tests run with: each outcome distinct, so a test can tell them apart.
+pub const STATUSES: &str = r#"
+[statuses]
+success = "success"
+not_found = "not found"
+incorrect_code = "incorrect code"
+code_expired = "expired"
+locked = "locked"
+send_limited = "send limited"
+error = "error"
+"#;
+
+/// A fixed key, so tests can also build a key ring of their own.
+pub const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+pub struct RedisServer {
+    pub port: u16,
+    /// The watcher shell; kept so the handle lives as long as the server.
+    _watcher: std::sync::Mutex<std::process::Child>,
+}
+
+impl RedisServer {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The test binary's private redis-server, started on first use. A watcher shell stops it when the
+/// test process exits, so no server outlives the run.
+pub fn redis() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "redis-server is not installed: the tests start a private one. Install it with \
+             `apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis`."
+        );
+        let port = free_port();
+        let me = std::process::id();
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+             --loglevel warning > /dev/null 2>&1 & R=$!; \
+             while kill -0 {me} 2>/dev/null && kill -0 $R 2>/dev/null; do sleep 0.5; done; kill $R 2>/dev/null"
+        );
+        // The watcher exits by itself once the test process is gone; nothing waits for it.
+        #[allow(clippy::zombie_processes)]
+        let watcher = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return RedisServer { port, _watcher: std::sync::Mutex::new(watcher) };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {port}");
+    })
+}
+
+/// Turns on logs with TEST_LOG=1.
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            twofactor::telemetry::init(twofactor::config::LogFormat::Text, "info");
+        }
+    });
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub kind: StoreKind,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    pub outbox: PathBuf,
+    pub prefix: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// The settings every test starts from, for `kind`, with `overrides` (TOML) on top.
+pub fn test_settings(
+    kind: StoreKind,
+    dir: &std::path::Path,
+    prefix: &str,
+    overrides: &str,
+) -> Settings {
+    let store_url = match kind {
+        StoreKind::Memory => "memory://".to_string(),
+        StoreKind::Redis => redis().url(),
+    };
+    let outbox = dir.join("outbox.jsonl");
+    // Later tables with the same name would be a TOML error, so the base goes in as a figment layer.
+    let base = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+workers = 1
+[store]
+url = "{store_url}"
+key_prefix = "{prefix}"
+[security]
+encryption_key = "{TEST_KEY}"
+[delivery]
+outbox_file = "{}"
+{STATUSES}
+"#,
+        outbox.display()
+    );
+    Settings::from_layers(&[&base, overrides]).expect("test settings are valid")
+}
+
+pub async fn spawn_app(kind: StoreKind) -> TestApp {
+    spawn_app_with(kind, "").await
+}
+
+/// Starts the real server on port 0 with `overrides` (TOML) over the test settings.
+pub async fn spawn_app_with(kind: StoreKind, overrides: &str) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = format!("t{:016x}:", rand_u64());
+    let settings = test_settings(kind, dir.path(), &prefix, overrides);
+    let outbox = PathBuf::from(&settings.delivery.outbox_file);
+    let app = Application::build(settings).await.expect("app builds");
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        kind,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        state,
+        outbox,
+        prefix,
+        dir,
+    }
+}
+
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// A response: HTTP status, content type and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `<status>` text.
+    pub fn xml_status(&self) -> String {
+        between(&self.body, "<status>", "</status>").unwrap_or_default()
+    }
+    pub fn message(&self) -> String {
+        between(&self.body, "<message>", "</message>").unwrap_or_default()
+    }
+}
+
+pub fn between(s: &str, open: &str, close: &str) -> Option<String> {
+    let start = s.find(open)? + open.len();
+    let end = s[start..].find(close)? + start;
+    Some(s[start..end].to_string())
+}
+
+impl TestApp {
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Adds a customer the way the seed file does.
+    pub async fn add_customer(
+        &self,
+        id: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+        totp_secret: Option<&str>,
+    ) {
+        let json = serde_json::json!([{ "id": id, "email": email, "phone": phone, "totp_secret": totp_secret }]);
+        self.state
+            .directory
+            .import_json(&json.to_string())
+            .await
+            .expect("customer imports");
+    }
+
+    async fn answer(&self, res: reqwest::Response) -> Answer {
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = res.text().await.expect("body");
+        assert!(status < 500, "server answered {status}: {body}");
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// GET `path` with query parameters.
+    pub async fn get(&self, path: &str, params: &[(&str, &str)]) -> Answer {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .query(params)
+            .send()
+            .await
+            .expect("request");
+        self.answer(res).await
+    }
+
+    /// POST `path` with a form body.
+    pub async fn post_form(&self, path: &str, params: &[(&str, &str)]) -> Answer {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .form(params)
+            .send()
+            .await
+            .expect("request");
+        self.answer(res).await
+    }
+
+    /// POST `path` with a raw body and content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        self.answer(res).await
+    }
+
+    pub async fn methods(&self, customer: &str) -> Answer {
+        self.get(
+            "/v1/check-verified-contact-methods",
+            &[("CustomerId", customer)],
+        )
+        .await
+    }
+
+    pub async fn send(&self, customer: &str, method: &str) -> Answer {
+        self.get(
+            "/v1/send-authentication-code",
+            &[
+                ("CustomerId", customer),
+                ("TwoFactorAuthSelectedMethod", method),
+            ],
+        )
+        .await
+    }
+
+    pub async fn verify(&self, customer: &str, code: &str) -> Answer {
+        self.get(
+            "/v1/code-authentication",
+            &[("CustomerId", customer), ("authCode_nbest1", code)],
+        )
+        .await
+    }
+
+    /// Every outbox message, oldest first.
+    pub fn outbox_messages(&self) -> Vec<serde_json::Value> {
+        let Ok(file) = std::fs::File::open(&self.outbox) else {
+            return Vec::new();
+        };
+        BufReader::new(file)
+            .lines()
+            .map(|l| serde_json::from_str(&l.expect("line")).expect("outbox line is JSON"))
+            .collect()
+    }
+
+    /// The code in the newest outbox message to `to`.
+    pub fn last_code_to(&self, to: &str) -> String {
+        let msg = self
+            .outbox_messages()
+            .into_iter()
+            .rev()
+            .find(|m| m["to"] == to)
+            .unwrap_or_else(|| panic!("no outbox message to {to}"));
+        first_code(msg["body"].as_str().expect("body"))
+    }
+}
+
+/// The first run of 4 to 10 digits in a message.
+pub fn first_code(text: &str) -> String {
+    let re = regex::Regex::new(r"\b\d{4,10}\b").expect("regex");
+    re.find(text)
+        .map(|m| m.as_str().to_string())
+        .expect("a code in the message")
+}

@@ -1,0 +1,6 @@
+//! Integration tests through the real HTTP server, on both stores.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod flows;
