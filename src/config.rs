@@ -648,4 +648,37 @@ mod tests {
             );
         }
     }
+
+    fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = format!("{prefix}{k}");
+                if v.is_table() {
+                    keys(&format!("{path}."), v, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn example_config_documents_every_key_with_its_default() {
+        let example: toml::Value =
+            toml::from_str(include_str!("../deploy/config.example.toml")).expect("example parses");
+        let defaults: toml::Value = toml::from_str(DEFAULT_TOML).expect("defaults parse");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        keys("", &example, &mut a);
+        keys("", &defaults, &mut b);
+        a.sort();
+        b.sort();
+        assert_eq!(
+            a, b,
+            "deploy/config.example.toml and src/config.default.toml list different keys"
+        );
+        assert_eq!(
+            example, defaults,
+            "an example value differs from its default"
+        );
+    }
 }

@@ -18,6 +18,16 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint a request path names, if any.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        match path.trim_end_matches('/').rsplit('/').next()? {
+            "check-verified-contact-methods" => Some(Endpoint::CheckMethods),
+            "send-authentication-code" => Some(Endpoint::SendCode),
+            "code-authentication" => Some(Endpoint::VerifyCode),
+            _ => None,
+        }
+    }
+
     pub fn root(self) -> &'static str {
         match self {
             Endpoint::CheckMethods => "checkVerifiedContactMethods",

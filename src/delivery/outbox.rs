@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use std::io::Write;
+use std::sync::Mutex;
 
 use super::{CodeMessage, DeliveryError, EmailSender, SmsSender, render};
 use crate::config::Settings;
@@ -49,18 +49,23 @@ impl Outbox {
             serde_json::json!({ "channel": channel, "to": to, "subject": subject, "body": body });
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
-        let _guard = self.lock.lock().await;
-        let mut file = tokio::fs::OpenOptions::new()
+        // A plain blocking append: one short line, and the line is on disk before the caller hears
+        // "success" (tokio's File can answer before its background write has landed).
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .await
+            .and_then(|mut file| file.write_all(&bytes))
             .map_err(|e| {
-                DeliveryError::Transport(format!("cannot open outbox {}: {e}", self.path.display()))
+                DeliveryError::Transport(format!(
+                    "cannot write outbox {}: {e}",
+                    self.path.display()
+                ))
             })?;
-        file.write_all(&bytes).await.map_err(|e| {
-            DeliveryError::Transport(format!("cannot write outbox {}: {e}", self.path.display()))
-        })?;
         Ok(format!("appended to {}", self.path.display()))
     }
 }

@@ -1,5 +1,6 @@
 //! Routes: the callflow endpoints under `/v1`, health and metrics.
 
+pub mod caller_auth;
 pub mod check_methods;
 pub mod health;
 pub mod params;
@@ -16,6 +17,7 @@ use crate::xml::Endpoint;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
+            .wrap(actix_web::middleware::from_fn(caller_auth::guard))
             .service(callflow(
                 "/check-verified-contact-methods",
                 Endpoint::CheckMethods,

@@ -357,7 +357,13 @@ impl TestApp {
             .into_iter()
             .rev()
             .find(|m| m["to"] == to)
-            .unwrap_or_else(|| panic!("no outbox message to {to}"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no outbox message to {to} in {}: {:?}",
+                    self.outbox.display(),
+                    std::fs::read_to_string(&self.outbox)
+                )
+            });
         first_code(msg["body"].as_str().expect("body"))
     }
 }
