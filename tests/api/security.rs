@@ -21,7 +21,8 @@ async fn basic_auth_guards_every_callflow_endpoint(kind: StoreKind) {
             app.address
         )
     };
-    let cases: [(&str, Option<(&str, &str)>, u16); 5] = [
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, u16);
+    let cases: [Case; 5] = [
         ("no credentials", None, 401),
         ("wrong password", Some(("gia", "wrong")), 401),
         ("wrong user id", Some(("other", "s3cret:pass")), 401),
