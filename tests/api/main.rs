@@ -5,4 +5,6 @@ mod helpers;
 
 mod abuse;
 mod flows;
+mod leaks;
+mod props;
 mod security;

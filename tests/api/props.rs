@@ -1,0 +1,110 @@
+//! Property tests: arbitrary bytes at the parsers and the server never make a 5xx or a panic.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+use crate::both_stores;
+use crate::helpers::{StoreKind, spawn_app_with};
+
+proptest! {
+    #![proptest_config(Config { cases: 512, ..Config::default() })]
+
+    #[test]
+    fn xml_parser_never_panics(doc in "(<[a-zA-Z!?/&;#\\[\\]\"= x0-9-]{0,12}>?|[^<]{0,8}){0,24}") {
+        let _ = twofactor::xml::parse_params(&doc);
+    }
+
+    #[test]
+    fn normaliser_yields_digits_or_nothing(raw in "\\PC{0,40}") {
+        if let Some(code) = twofactor::codes::normalise_code(&raw) {
+            prop_assert!(!code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()), "{raw:?} gave {code:?}");
+        }
+    }
+
+    #[test]
+    fn separators_and_spoken_digits_do_not_change_a_code(
+        digits in proptest::collection::vec(0usize..10, 4..=10),
+        seps in proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("-"), Just(". "), Just(" - ")], 10),
+        spoken in proptest::collection::vec(any::<bool>(), 10),
+    ) {
+        const WORDS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+        let mut raw = String::new();
+        for (i, d) in digits.iter().enumerate() {
+            if spoken[i] {
+                if !raw.is_empty() { raw.push(' '); }
+                raw.push_str(WORDS[*d]);
+                raw.push(' ');
+            } else {
+                raw.push_str(&d.to_string());
+            }
+            raw.push_str(seps[i]);
+        }
+        let want: String = digits.iter().map(|d| d.to_string()).collect();
+        prop_assert_eq!(twofactor::codes::normalise_code(&raw), Some(want), "input {:?}", raw);
+    }
+}
+
+/// Arbitrary bodies under each content type, and arbitrary query strings, at every endpoint.
+async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
+    let app = spawn_app_with(kind, "[server]\nmax_body_bytes = 2048").await;
+    app.add_customer(
+        "1001",
+        Some("alice@example.com"),
+        Some("+447911123456"),
+        None,
+    )
+    .await;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        ..Config::default()
+    });
+    let strategy = (
+        prop_oneof![
+            Just("/v1/check-verified-contact-methods"),
+            Just("/v1/send-authentication-code"),
+            Just("/v1/code-authentication")
+        ],
+        prop_oneof![
+            Just("application/xml"),
+            Just("text/xml; charset=utf-8"),
+            Just("application/json"),
+            Just("application/x-www-form-urlencoded"),
+            Just("text/plain"),
+            Just("multipart/form-data; boundary=x")
+        ],
+        proptest::collection::vec(any::<u8>(), 0..3000),
+        "[a-zA-Z0-9_=&%+. -]{0,200}",
+    );
+    tokio::task::block_in_place(|| {
+        runner
+            .run(&strategy, |(path, content_type, body, query)| {
+                let root = twofactor::xml::Endpoint::from_path(path).unwrap().root();
+                let (status, ct, text) = handle.block_on(async {
+                    let res = app
+                        .client
+                        .post(format!("{}{path}?{query}", app.address))
+                        .header("content-type", content_type)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = res.status().as_u16();
+                    let ct = res
+                        .headers()
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    (status, ct, res.text().await.unwrap())
+                });
+                prop_assert!(
+                    status < 500,
+                    "{path} {content_type} answered {status}: {text}"
+                );
+                prop_assert_eq!(ct.as_deref(), Some("application/xml; charset=utf-8"));
+                prop_assert!(text.starts_with(&format!("<{root}><status>")), "{}", text);
+                Ok(())
+            })
+            .unwrap();
+    });
+}
+both_stores!(arbitrary_requests, arbitrary_requests_never_fail_the_server);
