@@ -281,6 +281,13 @@ pub enum ConfigError {
     },
 }
 
+/// `TFA_…` names that look meant for us but are not read (a single underscore, say).
+fn suspicious_env_names(names: impl Iterator<Item = String>) -> Vec<String> {
+    names
+        .filter(|n| n.starts_with("TFA_") && !n.starts_with("TFA__") && n != "TFA_CONFIG")
+        .collect()
+}
+
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -302,7 +309,14 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::prefixed("TFA__").split("__"));
-        Self::from_figment(figment)
+        let settings = Self::from_figment(figment)?;
+        for name in suspicious_env_names(std::env::vars().map(|(k, _)| k)) {
+            // Logging is not set up yet; stderr is where an operator looks at start.
+            eprintln!(
+                "warning: environment variable {name} is ignored: settings are TFA__SECTION__KEY (two underscores)"
+            );
+        }
+        Ok(settings)
     }
 
     /// Defaults with a TOML fragment over them (tests and tools).
@@ -618,6 +632,21 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelt_variables_are_flagged() {
+        let names = [
+            "TFA_CODES__DIGITS",
+            "TFA__CODES__DIGITS",
+            "TFA_CONFIG",
+            "PATH",
+        ]
+        .map(String::from);
+        assert_eq!(
+            suspicious_env_names(names.into_iter()),
+            ["TFA_CODES__DIGITS"]
+        );
+    }
 
     #[test]
     fn embedded_defaults_are_valid() {
