@@ -251,7 +251,9 @@ async fn send_inner(
     let delivered = match (method, &methods.email, &methods.sms) {
         (Method::Email, Some(to), _) => state.email.send(to, &message).await,
         (Method::Sms, _, Some(to)) => state.sms.send(to, &message).await,
-        _ => unreachable_method(),
+        _ => Err(crate::delivery::DeliveryError::Rejected(
+            "no destination for the chosen method".into(),
+        )),
     };
     if let Err(e) = delivered {
         // No usable code may outlive a failed delivery, and the caller's send allowance is returned.
