@@ -221,16 +221,15 @@ async fn send_inner(
     }
     let mut number_key = None;
     if let (Method::Sms, Some(phone)) = (method, &methods.sms) {
-        if let Some(reason) = sms_refusal(state, phone).await? {
+        // Keyed by a digest, so the keyspace holds no phone number.
+        let key = keys.sms_number(&state.keyring.digest(&["sms-number", phone.e164()]));
+        if let Some(reason) = sms_refusal(state, phone, &key).await? {
             state.store.decr(&sends_key).await?;
             metrics::counter!("twofactor_send_refused_total", "reason" => reason).increment(1);
             tracing::warn!(customer = %customer, number = %phone, reason, "SMS send refused");
             return Ok((Outcome::SendLimited, reason));
         }
-        if s.sms.max_per_number_per_hour > 0 {
-            number_key =
-                Some(keys.sms_number(&state.keyring.digest(&["sms-number", phone.e164()])));
-        }
+        number_key = (s.sms.max_per_number_per_hour > 0).then_some(key);
     }
 
     let code = generate_code(s.codes.digits);
@@ -274,17 +273,11 @@ async fn send_inner(
     Ok((Outcome::Success, "code sent"))
 }
 
-/// `methods.has(method)` was checked above; kept total without a panic.
-fn unreachable_method() -> Result<String, crate::delivery::DeliveryError> {
-    Err(crate::delivery::DeliveryError::Rejected(
-        "no destination for the chosen method".into(),
-    ))
-}
-
 /// Why an SMS to `phone` must not go out: a country outside the allow-list, or the number's hourly cap.
 async fn sms_refusal(
     state: &AppState,
     phone: &PhoneNumber,
+    number_key: &str,
 ) -> anyhow::Result<Option<&'static str>> {
     let sms = &state.settings.sms;
     if !sms.allowed_country_codes.is_empty() {
@@ -298,12 +291,9 @@ async fn sms_refusal(
         }
     }
     if sms.max_per_number_per_hour > 0 {
-        let key = state
-            .keys
-            .sms_number(&state.keyring.digest(&["sms-number", phone.e164()]));
         let n = state
             .store
-            .incr_window(&key, Duration::from_secs(3600))
+            .incr_window(number_key, Duration::from_secs(3600))
             .await?;
         if n > u64::from(sms.max_per_number_per_hour) {
             return Ok(Some("number hourly cap"));
