@@ -4,6 +4,7 @@
 mod helpers;
 
 mod abuse;
+mod faults;
 mod flows;
 mod leaks;
 mod props;
