@@ -17,7 +17,9 @@ impl Drop for OwnRedis {
 }
 
 async fn own_redis(port: u16) -> OwnRedis {
-    let child = Command::new("redis-server")
+    // Wrapped at once, so Drop kills and reaps it on every path.
+    let server = OwnRedis(
+        Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
