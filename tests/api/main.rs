@@ -3,4 +3,6 @@
 
 mod helpers;
 
+mod admin;
 mod flows;
+mod totp;

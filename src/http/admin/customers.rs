@@ -59,10 +59,18 @@ pub async fn put(
     admin: AdminPrincipal,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<CustomerInput>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, AdminError> {
     let id = customer_id(&path)?;
-    let input = body.into_inner();
+    // serde would also read a struct from a JSON array; only an object is a customer.
+    let body = body.into_inner();
+    if !body.is_object() {
+        return Err(AdminError::bad_request(
+            "invalid JSON: expected an object {email, phone, totp_secret}",
+        ));
+    }
+    let input: CustomerInput = serde_json::from_value(body)
+        .map_err(|e| AdminError::bad_request(format!("invalid JSON: {e}")))?;
     if let Some(body_id) = input.id.as_deref()
         && body_id.trim() != id.as_str()
     {
