@@ -1,4 +1,4 @@
-//! The `twofactor` command: serve, check the configuration, import customers.
+//! The `twofactor` command: serve, check the configuration, import customers, enrol authenticators.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,29 @@ enum Command {
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
+    },
+    /// Manage authenticator apps (TOTP).
+    Totp {
+        #[command(subcommand)]
+        command: TotpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TotpCommand {
+    /// Give customer ID a new authenticator secret (replacing any) and print it with its otpauth URI.
+    #[command(alias = "enrol")]
+    Enroll {
+        id: String,
+        /// Also print the QR code in the terminal, for light-on-dark terminals.
+        #[arg(long)]
+        qr: bool,
+        /// Draw the terminal QR code for dark-on-light terminals instead.
+        #[arg(long, requires = "qr")]
+        invert: bool,
+        /// Also write the QR code as a PNG file here.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
     },
 }
 
@@ -67,6 +90,15 @@ fn main() -> ExitCode {
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
+        Command::Totp {
+            command:
+                TotpCommand::Enroll {
+                    id,
+                    qr,
+                    invert,
+                    png,
+                },
+        } => runtime.block_on(totp_enroll(settings, id, qr, invert, png)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,5 +139,48 @@ async fn import(settings: Settings, file: PathBuf) -> anyhow::Result<()> {
     let state = AppState::from_settings(settings).await?;
     let n = state.directory.import_json(&json).await?;
     println!("imported {n} customers");
+    Ok(())
+}
+
+async fn totp_enroll(
+    settings: Settings,
+    id: String,
+    qr: bool,
+    invert: bool,
+    png: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    // Same reason as import: a memory store lives only in this process, so the running service
+    // would never see the new secret while the customer's app already shows its codes.
+    anyhow::ensure!(
+        !settings.store.url.starts_with("memory:"),
+        "store.url is memory://, so the new secret would vanish when this command exits: \
+         point store.url (and security.encryption_key) at the service's, or use \
+         POST /admin/v1/customers/{{id}}/totp"
+    );
+    let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
+    let state = AppState::from_settings(settings).await?;
+    let Some(enrolment) =
+        twofactor::totp::enrol(&state.directory, &state.settings.totp, &id).await?
+    else {
+        anyhow::bail!("no customer {id}: import it or PUT it through the admin API first");
+    };
+    println!("customer:    {id}");
+    println!("secret:      {}", enrolment.secret);
+    println!("otpauth_uri: {}", enrolment.otpauth_uri);
+    if let Some(path) = png {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&enrolment.qr_png_base64)
+            .map_err(|e| anyhow::anyhow!("QR PNG: {e}"))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("qr_png:      {}", path.display());
+    }
+    if qr {
+        let art = twofactor::totp::terminal_qr(&enrolment.otpauth_uri, invert)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        println!();
+        print!("{art}");
+    }
     Ok(())
 }

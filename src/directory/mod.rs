@@ -142,10 +142,25 @@ impl Directory {
     }
 
     /// Stores email and phone as given; keeps the existing TOTP secret unless a new one is given.
-    pub async fn upsert(&self, c: ValidCustomer) -> Result<(), DirectoryError> {
+    /// Answers whether a customer with this id existed before.
+    pub async fn upsert(&self, c: ValidCustomer) -> Result<bool, DirectoryError> {
+        let old = self.get(&c.id).await?;
+        let existed = old.is_some();
+        let old_sealed = old.and_then(|o| o.totp_sealed);
         let totp_sealed = match &c.totp_secret {
-            Some(secret) => Some(self.keyring.encrypt(secret, c.id.as_str())),
-            None => self.get(&c.id).await?.and_then(|old| old.totp_sealed),
+            Some(secret) => {
+                // Re-importing the same secret keeps its replay history, so the last accepted
+                // code cannot be used again; a different secret starts afresh.
+                let same = old_sealed
+                    .as_deref()
+                    .and_then(|s| self.keyring.decrypt(s, c.id.as_str()).ok())
+                    .is_some_and(|old| old.as_slice() == secret.as_slice());
+                if !same {
+                    self.store.del(&self.keys.totp_step(&c.id)).await?;
+                }
+                Some(self.keyring.encrypt(secret, c.id.as_str()))
+            }
+            None => old_sealed,
         };
         self.write(
             &c.id,
@@ -155,16 +170,20 @@ impl Directory {
                 totp_sealed,
             },
         )
-        .await
+        .await?;
+        Ok(existed)
     }
 
     /// Replaces the TOTP secret of an existing customer; false when there is no such customer.
+    /// The last accepted step belonged to the old secret: it is cleared, so the new app's current
+    /// code works at once.
     pub async fn set_totp(&self, id: &CustomerId, secret: &[u8]) -> Result<bool, DirectoryError> {
         let Some(mut c) = self.get(id).await? else {
             return Ok(false);
         };
         c.totp_sealed = Some(self.keyring.encrypt(secret, id.as_str()));
         self.write(id, &c).await?;
+        self.store.del(&self.keys.totp_step(id)).await?;
         Ok(true)
     }
 
@@ -175,8 +194,11 @@ impl Directory {
         Ok(())
     }
 
+    /// Deletes the record and its replay history; true when there was a record.
     pub async fn delete(&self, id: &CustomerId) -> Result<bool, DirectoryError> {
-        Ok(self.store.del(&self.keys.customer(id)).await?)
+        let existed = self.store.del(&self.keys.customer(id)).await?;
+        self.store.del(&self.keys.totp_step(id)).await?;
+        Ok(existed)
     }
 
     /// The customer's TOTP secret in clear, for one check; wiped when dropped.

@@ -1,5 +1,6 @@
-//! Routes: the callflow endpoints under `/v1`, health and metrics.
+//! Routes: the callflow endpoints under `/v1`, the admin API under `/admin/v1`, health and metrics.
 
+pub mod admin;
 pub mod caller_auth;
 pub mod check_methods;
 pub mod health;
@@ -37,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/version", web::get().to(health::version))
-    .route("/metrics", web::get().to(health::metrics));
+    .route("/metrics", web::get().to(health::metrics))
+    .configure(admin::configure);
 }
 
 /// A callflow resource: GET and POST; anything else is 405 in the endpoint's XML.

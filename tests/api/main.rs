@@ -4,8 +4,10 @@
 mod helpers;
 
 mod abuse;
+mod admin;
 mod faults;
 mod flows;
 mod leaks;
 mod props;
 mod security;
+mod totp;
