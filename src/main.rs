@@ -1,10 +1,12 @@
-//! The `twofactor` command: serve, check the configuration, import customers.
+//! The `twofactor` command: serve, check the configuration, import customers, send test messages.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use twofactor::config::Settings;
+use twofactor::delivery::{self, CodeMessage};
+use twofactor::domain::{Email, PhoneNumber};
 use twofactor::startup::Application;
 use twofactor::state::AppState;
 
@@ -32,6 +34,16 @@ enum Command {
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
+    },
+    /// Send a test email with the current settings and print what the server answered.
+    SendTestEmail {
+        /// Where to send it.
+        address: String,
+    },
+    /// Send a test SMS with the current settings and print what the gateway answered.
+    SendTestSms {
+        /// International (+44…), or national in directory.default_region.
+        number: String,
     },
 }
 
@@ -67,6 +79,8 @@ fn main() -> ExitCode {
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
+        Command::SendTestEmail { address } => runtime.block_on(send_test_email(settings, address)),
+        Command::SendTestSms { number } => runtime.block_on(send_test_sms(settings, number)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,5 +121,58 @@ async fn import(settings: Settings, file: PathBuf) -> anyhow::Result<()> {
     let state = AppState::from_settings(settings).await?;
     let n = state.directory.import_json(&json).await?;
     println!("imported {n} customers");
+    Ok(())
+}
+
+/// A code that reads as a test in the message (all zeros), never one the service issued.
+fn test_code(settings: &Settings) -> secrecy::SecretString {
+    secrecy::SecretString::from("0".repeat(settings.codes.digits as usize))
+}
+
+async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<()> {
+    let to = Email::parse(&address).map_err(|e| anyhow::anyhow!("ADDRESS: {e}"))?;
+    let (email, _) = delivery::from_settings(&settings)?;
+    let code = test_code(&settings);
+    let message = CodeMessage {
+        code: &code,
+        minutes: settings.codes.ttl_seconds.div_ceil(60),
+    };
+    println!(
+        "sending a test email (code {}) to {} via {:?}",
+        "0".repeat(settings.codes.digits as usize),
+        to.as_str(),
+        settings.email_transport()
+    );
+    let answer = email
+        .send(&to, &message)
+        .await
+        .map_err(|e| anyhow::anyhow!("the test email was not sent: {e}"))?;
+    println!("server answered: {answer}");
+    Ok(())
+}
+
+async fn send_test_sms(settings: Settings, number: String) -> anyhow::Result<()> {
+    let region = match settings.directory.default_region.as_str() {
+        "" => None,
+        r => r.parse::<phonenumber::country::Id>().ok(),
+    };
+    let to = PhoneNumber::parse_in(&number, region).map_err(|e| anyhow::anyhow!("NUMBER: {e}"))?;
+    let (_, sms) = delivery::from_settings(&settings)?;
+    let code = test_code(&settings);
+    let message = CodeMessage {
+        code: &code,
+        minutes: settings.codes.ttl_seconds.div_ceil(60),
+    };
+    println!(
+        "sending a test SMS (code {}) to {} via {:?}",
+        "0".repeat(settings.codes.digits as usize),
+        to.for_recipient(settings.sms.plus_symbol_before_recipient_number),
+        settings.sms_transport()
+    );
+    let answer = sms
+        .send(&to, &message)
+        .await
+        .map_err(|e| anyhow::anyhow!("the test SMS was not sent: {e}"))?;
+    println!("gateway answered: {answer}");
     Ok(())
 }

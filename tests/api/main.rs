@@ -3,4 +3,6 @@
 
 mod helpers;
 
+mod delivery_email;
+mod delivery_sms;
 mod flows;
