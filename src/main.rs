@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
-        Command::CheckConfig => check_config(&settings),
+        Command::CheckConfig => runtime.block_on(async { check_config(&settings) }),
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
@@ -98,6 +98,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
+    // Building the senders checks what only they can: templates, the CA file, the TLS setup.
+    delivery::from_settings(settings)?;
     println!("configuration is valid");
     println!("  listen:   {}", settings.server.bind);
     println!(

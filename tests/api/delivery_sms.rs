@@ -343,3 +343,44 @@ both_stores!(
     failed_sms_does_not_count_against_the_send_limit_,
     failed_sms_does_not_count_against_the_send_limit
 );
+
+#[tokio::test]
+async fn gateway_errors_hide_the_code_and_the_number() {
+    // A gateway that echoes the whole request back in its error.
+    let gw = gateway(
+        ResponseTemplate::new(400)
+            .set_body_string("bad request: to=447911123456 text=Your code is 424242"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::helpers::test_settings(
+        StoreKind::Memory,
+        dir.path(),
+        "direct:",
+        &format!(
+            "[sms]\nurl = \"{}/send?key=SECRETKEY&to={{recipient}}\"\nrequest_body = \"to={{recipient}}&text={{message}}\"",
+            gw.uri()
+        ),
+    );
+    let sender = twofactor::delivery::sms::HttpSms::new(&settings).unwrap();
+    let code = secrecy::SecretString::from("424242");
+    let to = twofactor::domain::PhoneNumber::parse(PHONE).unwrap();
+
+    let err = twofactor::delivery::SmsSender::send(
+        &sender,
+        &to,
+        &twofactor::delivery::CodeMessage {
+            code: &code,
+            minutes: 5,
+        },
+    )
+    .await
+    .expect_err("a 400 is a failure")
+    .to_string();
+
+    assert!(err.contains("answered 400"), "{err}");
+    assert!(err.contains("+44******456"), "the number is masked: {err}");
+    for secret in ["424242", "447911123456", "SECRETKEY"] {
+        assert!(!err.contains(secret), "{secret} leaked: {err}");
+    }
+}
