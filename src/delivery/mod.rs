@@ -100,7 +100,10 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         source = s.source();
     }
-    out
+    // Libraries that wrap their own errors print "Connection error: Connection error: …".
+    let mut parts: Vec<&str> = out.split(": ").collect();
+    parts.dedup();
+    parts.join(": ")
 }
 
 /// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
@@ -175,6 +178,14 @@ mod tests {
             |v| v.replace('"', "\\\""),
         );
         assert_eq!(out, "{\"to\":\"a\\\"b\",\"x\":{other}}");
+    }
+
+    #[test]
+    fn error_chain_drops_repeated_layers_and_redact_masks() {
+        let inner = std::io::Error::other("Connection error: Connection error: refused");
+        assert_eq!(error_chain(&inner), "Connection error: refused");
+        let secrets = [("123456", "******".to_string()), ("", "x".to_string())];
+        assert_eq!(redact("code 123456 sent", &secrets), "code ****** sent");
     }
 
     #[test]
