@@ -186,6 +186,8 @@ pub struct EmailSettings {
     pub subject: String,
     /// Text body template: `{code}`, `{minutes}`, `{recipient}`, `{from}`.
     pub body: String,
+    /// Optional HTML alternative of `body` (values are HTML-escaped); empty sends text only.
+    pub html_body: String,
     pub smtp: SmtpSettings,
 }
 
@@ -200,15 +202,23 @@ pub enum SmtpSecurity {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
+    /// SMTP server (GIA `Email.SMTP.Host`); setting it turns email delivery on.
     pub host: String,
+    /// GIA `Email.SMTP.Port`: usually 587 with `starttls`, 465 with `tls`, 25 with `none`.
     pub port: u16,
+    /// `none` (plain text), `starttls` (upgrade after connecting) or `tls` (TLS from the first byte).
     pub security: SmtpSecurity,
+    /// Empty for no authentication.
     pub username: String,
     pub password: SecretString,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Whole send budget: connect, TLS, authentication and the message.
     pub timeout_ms: u64,
+    /// Open connections kept for reuse.
     pub pool_max_size: u32,
+    /// PEM file of extra CA certificates to trust (an internal relay's own CA); empty for none.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -455,6 +465,7 @@ impl Settings {
             ("codes.max_verify_attempts", self.codes.max_verify_attempts),
             ("codes.max_sends", self.codes.max_sends),
             ("lockout.max_failures", self.lockout.max_failures),
+            ("email.smtp.pool_max_size", self.email.smtp.pool_max_size),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -709,5 +720,55 @@ mod tests {
             example, defaults,
             "an example value differs from its default"
         );
+    }
+
+    #[test]
+    fn production_refuses_outbox_and_memory_store_naming_what_to_set() {
+        let redis = "[store]\nurl = \"redis://127.0.0.1:6379/\"\n";
+        let key = "[security]\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
+        let prod = "[server]\nenvironment = \"production\"\n";
+        let smtp = "[email.smtp]\nhost = \"mail.example\"\n";
+        let sms = "[sms]\nurl = \"https://sms.example/send\"\n";
+        let cases: [(&[&str], &str); 4] = [
+            (&[prod, key, smtp, sms], "store.url = \"redis://"),
+            (&[prod, key, redis, sms], "set email.smtp.host"),
+            (&[prod, key, redis, smtp], "set sms.url"),
+            (
+                &[
+                    prod,
+                    key,
+                    redis,
+                    smtp,
+                    sms,
+                    "[email]\ntransport = \"outbox\"\n",
+                ],
+                "email.transport",
+            ),
+        ];
+        for (layers, hint) in cases {
+            let err = Settings::from_layers(layers)
+                .expect_err("production must refuse")
+                .to_string();
+            assert!(
+                err.contains(hint),
+                "{layers:?} gave {err:?}, which does not say {hint:?}"
+            );
+        }
+        let ok = Settings::from_layers(&[prod, key, redis, smtp, sms])
+            .expect("complete production settings load");
+        assert_eq!(ok.email_transport(), EmailTransport::Smtp);
+        assert_eq!(ok.sms_transport(), SmsTransport::Http);
+    }
+
+    #[test]
+    fn outbox_is_the_default_only_while_nothing_is_configured() {
+        let s = Settings::from_toml("").expect("defaults");
+        assert_eq!(s.email_transport(), EmailTransport::Outbox);
+        assert_eq!(s.sms_transport(), SmsTransport::Outbox);
+        let s =
+            Settings::from_toml("[email.smtp]\nhost = \"mail\"\n[sms]\nurl = \"http://gw/send\"")
+                .expect("configured");
+        assert_eq!(s.email_transport(), EmailTransport::Smtp);
+        assert_eq!(s.sms_transport(), SmsTransport::Http);
     }
 }

@@ -1,10 +1,13 @@
-//! The `twofactor` command: serve, check the configuration, import customers, enrol authenticators.
+//! The `twofactor` command: serve, check the configuration, import customers, enrol authenticators,
+//! send test messages.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use twofactor::config::Settings;
+use twofactor::delivery::{self, CodeMessage};
+use twofactor::domain::{Email, PhoneNumber};
 use twofactor::startup::Application;
 use twofactor::state::AppState;
 
@@ -32,6 +35,16 @@ enum Command {
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
+    },
+    /// Send a test email with the current settings and print what the server answered.
+    SendTestEmail {
+        /// Where to send it.
+        address: String,
+    },
+    /// Send a test SMS with the current settings and print what the gateway answered.
+    SendTestSms {
+        /// International (+44…), or national in directory.default_region.
+        number: String,
     },
     /// Manage authenticator apps (TOTP).
     Totp {
@@ -86,7 +99,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
-        Command::CheckConfig => check_config(&settings),
+        Command::CheckConfig => runtime.block_on(async { check_config(&settings) }),
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
@@ -99,6 +112,8 @@ fn main() -> ExitCode {
                     png,
                 },
         } => runtime.block_on(totp_enroll(settings, id, qr, invert, png)),
+        Command::SendTestEmail { address } => runtime.block_on(send_test_email(settings, address)),
+        Command::SendTestSms { number } => runtime.block_on(send_test_sms(settings, number)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +131,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
+    // Building the senders checks what only they can: templates, the CA file, the TLS setup.
+    delivery::from_settings(settings)?;
     println!("configuration is valid");
     println!("  listen:   {}", settings.server.bind);
     println!(
@@ -182,5 +199,58 @@ async fn totp_enroll(
         println!();
         print!("{art}");
     }
+    Ok(())
+}
+
+/// A code that reads as a test in the message (all zeros), never one the service issued.
+fn test_code(settings: &Settings) -> secrecy::SecretString {
+    secrecy::SecretString::from("0".repeat(settings.codes.digits as usize))
+}
+
+async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<()> {
+    let to = Email::parse(&address).map_err(|e| anyhow::anyhow!("ADDRESS: {e}"))?;
+    let (email, _) = delivery::from_settings(&settings)?;
+    let code = test_code(&settings);
+    let message = CodeMessage {
+        code: &code,
+        minutes: settings.codes.ttl_seconds.div_ceil(60),
+    };
+    println!(
+        "sending a test email (code {}) to {} via {:?}",
+        "0".repeat(settings.codes.digits as usize),
+        to.as_str(),
+        settings.email_transport()
+    );
+    let answer = email
+        .send(&to, &message)
+        .await
+        .map_err(|e| anyhow::anyhow!("the test email was not sent: {e}"))?;
+    println!("server answered: {answer}");
+    Ok(())
+}
+
+async fn send_test_sms(settings: Settings, number: String) -> anyhow::Result<()> {
+    let region = match settings.directory.default_region.as_str() {
+        "" => None,
+        r => r.parse::<phonenumber::country::Id>().ok(),
+    };
+    let to = PhoneNumber::parse_in(&number, region).map_err(|e| anyhow::anyhow!("NUMBER: {e}"))?;
+    let (_, sms) = delivery::from_settings(&settings)?;
+    let code = test_code(&settings);
+    let message = CodeMessage {
+        code: &code,
+        minutes: settings.codes.ttl_seconds.div_ceil(60),
+    };
+    println!(
+        "sending a test SMS (code {}) to {} via {:?}",
+        "0".repeat(settings.codes.digits as usize),
+        to.for_recipient(settings.sms.plus_symbol_before_recipient_number),
+        settings.sms_transport()
+    );
+    let answer = sms
+        .send(&to, &message)
+        .await
+        .map_err(|e| anyhow::anyhow!("the test SMS was not sent: {e}"))?;
+    println!("gateway answered: {answer}");
     Ok(())
 }

@@ -1,7 +1,10 @@
-//! Delivery of codes: the seams (`EmailSender`, `SmsSender`), the message templates, and the outbox
-//! transport that appends JSON lines to a file (the embedded default, for trying the service out).
+//! Delivery of codes: the seams (`EmailSender`, `SmsSender`), the message templates, and the three
+//! transports: SMTP (`email`), an HTTP SMS gateway (`sms`), and the outbox that appends JSON lines to
+//! a file (the embedded default, for trying the service out).
 
+pub mod email;
 pub mod outbox;
+pub mod sms;
 
 use std::sync::Arc;
 
@@ -19,8 +22,9 @@ pub enum DeliveryError {
     /// The server answered and refused.
     #[error("{0}")]
     Rejected(String),
-    #[error("timed out after {0} ms")]
-    Timeout(u64),
+    /// No answer within the configured budget; `hint` names the likely cause.
+    #[error("timed out after {ms} ms: {hint}")]
+    Timeout { ms: u64, hint: String },
 }
 
 /// A code to deliver. `code` never reaches a log.
@@ -74,6 +78,34 @@ pub fn render(template: &str, values: &[(&str, &str)], escape: impl Fn(&str) -> 
     out
 }
 
+/// `text` with each secret replaced by its stand-in, for answers and errors that may echo them.
+pub fn redact(text: &str, secrets: &[(&str, String)]) -> String {
+    secrets
+        .iter()
+        .filter(|(secret, _)| !secret.is_empty())
+        .fold(text.to_string(), |t, (secret, with)| {
+            t.replace(secret, with)
+        })
+}
+
+/// `e` and its sources, joined: client libraries often print only the outermost layer.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    // Libraries that wrap their own errors print "Connection error: Connection error: …".
+    let mut parts: Vec<&str> = out.split(": ").collect();
+    parts.dedup();
+    parts.join(": ")
+}
+
 /// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusMatcher {
@@ -99,7 +131,7 @@ impl StatusMatcher {
     }
 }
 
-/// The senders the settings ask for.
+/// The senders the settings ask for. Runs inside a Tokio runtime (the SMTP pool spawns a task).
 pub fn from_settings(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<dyn EmailSender>, Arc<dyn SmsSender>)> {
@@ -113,7 +145,9 @@ pub fn from_settings(
             outbox()
         }
         EmailTransport::Smtp => {
-            anyhow::bail!("email.transport = \"smtp\" is not available in this build")
+            let smtp = &settings.email.smtp;
+            tracing::info!(host = %smtp.host, port = smtp.port, security = ?smtp.security, "email goes out over SMTP");
+            Arc::new(email::SmtpEmail::new(settings)?)
         }
     };
     let sms: Arc<dyn SmsSender> = match settings.sms_transport() {
@@ -125,7 +159,8 @@ pub fn from_settings(
             outbox()
         }
         SmsTransport::Http => {
-            anyhow::bail!("sms.transport = \"http\" is not available in this build")
+            tracing::info!(method = %settings.sms.method, "SMS goes out through the HTTP gateway");
+            Arc::new(sms::HttpSms::new(settings)?)
         }
     };
     Ok((email, sms))
@@ -143,6 +178,14 @@ mod tests {
             |v| v.replace('"', "\\\""),
         );
         assert_eq!(out, "{\"to\":\"a\\\"b\",\"x\":{other}}");
+    }
+
+    #[test]
+    fn error_chain_drops_repeated_layers_and_redact_masks() {
+        let inner = std::io::Error::other("Connection error: Connection error: refused");
+        assert_eq!(error_chain(&inner), "Connection error: refused");
+        let secrets = [("123456", "******".to_string()), ("", "x".to_string())];
+        assert_eq!(redact("code 123456 sent", &secrets), "code ****** sent");
     }
 
     #[test]

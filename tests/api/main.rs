@@ -5,6 +5,8 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod delivery_email;
+mod delivery_sms;
 mod faults;
 mod flows;
 mod leaks;

@@ -1,0 +1,392 @@
+//! SMS through an HTTP gateway shaped entirely by settings, as GIA's own `SMS.*` settings shape it:
+//! any method, and URL, headers and body as templates. Each substituted value is escaped for where it
+//! lands: percent-encoded in the URL, form-encoded, JSON- or XML-escaped in the body according to the
+//! Content-Type sent, and stripped of line breaks in a header.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use secrecy::ExposeSecret;
+
+use super::{CodeMessage, DeliveryError, SmsSender, StatusMatcher, error_chain, redact, render};
+use crate::config::Settings;
+use crate::domain::PhoneNumber;
+
+/// How much of a gateway's answer is kept: enough for any error text, bounded against a bad gateway.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// How much of it goes into a message or log line.
+const SHOWN_ANSWER_CHARS: usize = 300;
+
+/// How values are escaped in the body, from the Content-Type sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Form,
+    Xml,
+    Text,
+}
+
+impl BodyKind {
+    pub fn from_content_type(content_type: &str) -> BodyKind {
+        let ct = content_type.to_ascii_lowercase();
+        if ct.contains("json") {
+            BodyKind::Json
+        } else if ct.contains("x-www-form-urlencoded") {
+            BodyKind::Form
+        } else if ct.contains("xml") {
+            BodyKind::Xml
+        } else {
+            BodyKind::Text
+        }
+    }
+
+    /// The Content-Type to send when `sms.request_headers` names none, guessed from the body's shape.
+    fn guess(body: &str) -> (BodyKind, &'static str) {
+        let t = body.trim_start();
+        if t.starts_with('{') || t.starts_with('[') {
+            (BodyKind::Json, "application/json")
+        } else if t.starts_with('<') {
+            (BodyKind::Xml, "application/xml; charset=utf-8")
+        } else if t.contains('=') {
+            (BodyKind::Form, "application/x-www-form-urlencoded")
+        } else {
+            (BodyKind::Text, "text/plain; charset=utf-8")
+        }
+    }
+
+    pub fn escape(self, v: &str) -> String {
+        match self {
+            BodyKind::Json => json_escape(v),
+            BodyKind::Form => form_urlencoded::byte_serialize(v.as_bytes()).collect(),
+            BodyKind::Xml => xml_escape(v),
+            BodyKind::Text => v.to_string(),
+        }
+    }
+}
+
+/// Everything but RFC 3986 unreserved characters, so a value cannot end a path segment or a query
+/// parameter, and `+` stays a plus rather than becoming a space.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub fn url_escape(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, URL_VALUE).to_string()
+}
+
+/// A JSON string's contents, without the surrounding quotes (the template has them).
+pub fn json_escape(v: &str) -> String {
+    let quoted = serde_json::Value::String(v.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn xml_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Header values cannot carry line breaks (they would start a new header).
+fn header_escape(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).collect()
+}
+
+pub struct HttpSms {
+    client: reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    headers: Vec<(HeaderName, String)>,
+    body: String,
+    body_kind: BodyKind,
+    /// Set when the settings name no Content-Type and there is a body.
+    default_content_type: Option<&'static str>,
+    timeout: Duration,
+    plus_symbol: bool,
+    from: String,
+    message: String,
+    success: Vec<StatusMatcher>,
+    failure_pattern: Option<regex::Regex>,
+}
+
+impl HttpSms {
+    pub fn new(settings: &Settings) -> anyhow::Result<HttpSms> {
+        let sms = &settings.sms;
+        let timeout = Duration::from_millis(sms.timeout_ms);
+        let method = reqwest::Method::from_bytes(sms.method.trim().to_ascii_uppercase().as_bytes())
+            .with_context(|| format!("sms.method: {:?} is not an HTTP method", sms.method))?;
+        let mut headers = Vec::with_capacity(sms.request_headers.len());
+        for h in &sms.request_headers {
+            let (name, value) = h.split_once(':').with_context(|| {
+                format!("sms.request_headers: {h:?} is not written as \"Name: Value\"")
+            })?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
+                format!(
+                    "sms.request_headers: {:?} is not a header name",
+                    name.trim()
+                )
+            })?;
+            headers.push((name, value.trim().to_string()));
+        }
+        let content_type = headers
+            .iter()
+            .find(|(n, _)| *n == CONTENT_TYPE)
+            .map(|(_, v)| v.as_str());
+        let (body_kind, default_content_type) = match content_type {
+            Some(ct) => (BodyKind::from_content_type(ct), None),
+            None if sms.request_body.is_empty() => (BodyKind::Text, None),
+            None => {
+                let (kind, ct) = BodyKind::guess(&sms.request_body);
+                (kind, Some(ct))
+            }
+        };
+        // Catch a URL template that can never work now rather than at the first caller.
+        let sample = render(&sms.url, &sample_values(), url_escape);
+        reqwest::Url::parse(&sample).map_err(|e| {
+            anyhow::anyhow!("sms.url: does not make a valid URL ({e}); write it like https://gateway.example/send?to={{recipient}}")
+        })?;
+        let success = sms
+            .success_statuses
+            .iter()
+            .map(|s| {
+                StatusMatcher::parse(s)
+                    .with_context(|| format!("sms.success_statuses: {s:?} is not a status"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let failure_pattern = if sms.failure_body_pattern.is_empty() {
+            None
+        } else {
+            Some(regex::Regex::new(&sms.failure_body_pattern).context("sms.failure_body_pattern")?)
+        };
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("twofactor/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the SMS gateway HTTP client")?;
+        Ok(HttpSms {
+            client,
+            method,
+            url: sms.url.clone(),
+            headers,
+            body: sms.request_body.clone(),
+            body_kind,
+            default_content_type,
+            timeout,
+            plus_symbol: sms.plus_symbol_before_recipient_number,
+            from: sms.from.clone(),
+            message: sms.message.clone(),
+            success: if success.is_empty() {
+                vec![StatusMatcher::Class(2)]
+            } else {
+                success
+            },
+            failure_pattern,
+        })
+    }
+
+    /// The request the settings describe for `to` and `message`.
+    fn request(
+        &self,
+        to: &PhoneNumber,
+        message: &CodeMessage<'_>,
+    ) -> Result<reqwest::Request, DeliveryError> {
+        let minutes = message.minutes.to_string();
+        let recipient = to.for_recipient(self.plus_symbol);
+        let base = [
+            ("code", message.code.expose_secret()),
+            ("minutes", minutes.as_str()),
+            ("recipient", recipient),
+            ("from", self.from.as_str()),
+        ];
+        let text = render(&self.message, &base, str::to_string);
+        let values = [
+            base[0],
+            base[1],
+            base[2],
+            base[3],
+            ("message", text.as_str()),
+        ];
+        let url = render(&self.url, &values, url_escape);
+        let url = reqwest::Url::parse(&url).map_err(|e| {
+            DeliveryError::Transport(format!("sms.url does not render to a valid URL: {e}"))
+        })?;
+        let mut builder = self.client.request(self.method.clone(), url);
+        for (name, template) in &self.headers {
+            let value = render(template, &values, header_escape);
+            let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+                DeliveryError::Transport(format!(
+                    "sms.request_headers: {name} renders to an invalid value"
+                ))
+            })?;
+            builder = builder.header(name.clone(), value);
+        }
+        if let Some(ct) = self.default_content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        if !self.body.is_empty() {
+            let kind = self.body_kind;
+            builder = builder.body(render(&self.body, &values, |v| kind.escape(v)));
+        }
+        builder.build().map_err(|e| {
+            DeliveryError::Transport(format!(
+                "cannot build the gateway request: {}",
+                e.without_url()
+            ))
+        })
+    }
+
+    async fn exchange(&self, request: reqwest::Request) -> Result<String, DeliveryError> {
+        let host = request
+            .url()
+            .host_str()
+            .map(|h| match request.url().port_or_known_default() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+            .unwrap_or_default();
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| self.explain(&host, e))?;
+        let status = response.status();
+        let body = read_capped(response)
+            .await
+            .map_err(|e| self.explain(&host, e))?;
+        let shown = match body.trim() {
+            "" => "(empty answer)".to_string(),
+            b => crate::domain::truncate(b, SHOWN_ANSWER_CHARS),
+        };
+        if !self.success.iter().any(|m| m.matches(status.as_u16())) {
+            return Err(DeliveryError::Rejected(format!(
+                "gateway {host} answered {status}, which sms.success_statuses does not count as sent: {shown}"
+            )));
+        }
+        if let Some(re) = &self.failure_pattern
+            && re.is_match(&body)
+        {
+            return Err(DeliveryError::Rejected(format!(
+                "gateway {host} answered {status} but its answer matches sms.failure_body_pattern: {shown}"
+            )));
+        }
+        Ok(format!("{status}: {shown}"))
+    }
+
+    fn explain(&self, host: &str, e: reqwest::Error) -> DeliveryError {
+        let ms = self.timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        if e.is_timeout() {
+            return DeliveryError::Timeout {
+                ms,
+                hint: format!("gateway {host} did not answer in time (sms.timeout_ms)"),
+            };
+        }
+        // The URL can hold credentials and the message, so it stays out of every message.
+        let e = e.without_url();
+        let chain = error_chain(&e);
+        if e.is_connect() {
+            return DeliveryError::Transport(format!(
+                "cannot connect to gateway {host} ({chain}): check sms.url and that the gateway accepts connections from here"
+            ));
+        }
+        DeliveryError::Transport(format!("gateway {host}: {chain}"))
+    }
+}
+
+#[async_trait]
+impl SmsSender for HttpSms {
+    async fn send(
+        &self,
+        to: &PhoneNumber,
+        message: &CodeMessage<'_>,
+    ) -> Result<String, DeliveryError> {
+        let request = self.request(to, message)?;
+        // reqwest's timeout covers the exchange; this one also bounds reading the answer and DNS.
+        let result = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+            Ok(r) => r,
+            Err(_) => Err(DeliveryError::Timeout {
+                ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+                hint: "the SMS gateway did not answer in time (sms.timeout_ms)".into(),
+            }),
+        };
+        // Gateways echo the number and sometimes the text in their answers.
+        let secrets = [
+            (message.code.expose_secret(), "******".to_string()),
+            (to.e164(), to.masked()),
+            (to.for_recipient(false), to.masked()),
+        ];
+        match result {
+            Ok(answer) => Ok(redact(&answer, &secrets)),
+            Err(DeliveryError::Transport(m)) => Err(DeliveryError::Transport(redact(&m, &secrets))),
+            Err(DeliveryError::Rejected(m)) => Err(DeliveryError::Rejected(redact(&m, &secrets))),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// The body, up to `MAX_ANSWER_BYTES`, decoded lossily.
+async fn read_capped(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn sample_values() -> [(&'static str, &'static str); 5] {
+    [
+        ("code", "000000"),
+        ("minutes", "5"),
+        ("recipient", "447700900123"),
+        ("from", "sender"),
+        ("message", "text"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_context_escapes_its_own_way() {
+        let v = "+44 & \"Bänk\"";
+        assert_eq!(url_escape(v), "%2B44%20%26%20%22B%C3%A4nk%22");
+        assert_eq!(BodyKind::Form.escape(v), "%2B44+%26+%22B%C3%A4nk%22");
+        assert_eq!(BodyKind::Json.escape(v), "+44 & \\\"Bänk\\\"");
+        assert_eq!(BodyKind::Xml.escape(v), "+44 &amp; &quot;Bänk&quot;");
+        assert_eq!(header_escape("a\r\nX-Evil: 1"), "aX-Evil: 1");
+    }
+
+    #[test]
+    fn content_type_decides_the_body_escaping() {
+        let cases = [
+            ("application/json; charset=utf-8", BodyKind::Json),
+            ("application/vnd.api+json", BodyKind::Json),
+            ("application/x-www-form-urlencoded", BodyKind::Form),
+            ("text/xml", BodyKind::Xml),
+            ("text/plain", BodyKind::Text),
+        ];
+        for (ct, kind) in cases {
+            assert_eq!(BodyKind::from_content_type(ct), kind, "{ct}");
+        }
+        assert_eq!(BodyKind::guess("{\"a\":1}").0, BodyKind::Json);
+        assert_eq!(BodyKind::guess("to={recipient}").0, BodyKind::Form);
+        assert_eq!(BodyKind::guess("hello").0, BodyKind::Text);
+    }
+}

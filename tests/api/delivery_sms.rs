@@ -1,0 +1,386 @@
+//! SMS through the HTTP gateway end to end, with wiremock standing in for the gateway: the request is
+//! exactly what the settings describe, values are escaped for where they land, and every way the
+//! gateway can fail answers `error` fast and leaves no usable code.
+
+use std::time::{Duration, Instant};
+
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::both_stores;
+use crate::helpers::{StoreKind, TestApp, first_code, spawn_app_with};
+
+const TIMEOUT_MS: u64 = 500;
+const SLACK: Duration = Duration::from_secs(2);
+
+/// A sender name with each character that needs escaping somewhere: `+`, `&`, `"`, and non-ASCII.
+const SENDER: &str = "Bänk & \"Co\" +1";
+/// `SENDER` as a TOML basic string.
+const SENDER_TOML: &str = r#""Bänk & \"Co\" +1""#;
+
+const PHONE: &str = "+447911123456";
+
+async fn gateway(template: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(template)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The only request the gateway received.
+async fn only_request(server: &MockServer) -> wiremock::Request {
+    let mut received = server.received_requests().await.expect("recording is on");
+    assert_eq!(received.len(), 1, "the gateway got one request");
+    received.remove(0)
+}
+
+fn header(req: &wiremock::Request, name: &str) -> String {
+    req.headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+async fn app_with_sms(kind: StoreKind, sms: &str) -> TestApp {
+    let app = spawn_app_with(kind, sms).await;
+    app.add_customer("3001", None, Some(PHONE), None).await;
+    app
+}
+
+async fn json_gateway_gets_exactly_the_configured_request(kind: StoreKind) {
+    // Arrange: a JSON API with a bearer header; plus symbol on.
+    let gw = gateway(ResponseTemplate::new(201).set_body_string(r#"{"id":"m-1"}"#)).await;
+    let app = app_with_sms(
+        kind,
+        &format!(
+            r#"
+[sms]
+method = "POST"
+url = "{}/v1/messages?from={{from}}&to={{recipient}}"
+request_headers = ["Authorization: Bearer tok-123", "Content-Type: application/json", "X-Recipient: {{recipient}}"]
+request_body = '{{"to":"{{recipient}}","from":"{{from}}","text":"{{message}}"}}'
+from = {SENDER_TOML}
+message = "{{from}}: code {{code}}, {{minutes}} min"
+plus_symbol_before_recipient_number = true
+timeout_ms = {TIMEOUT_MS}
+"#,
+            gw.uri()
+        ),
+    )
+    .await;
+
+    // Act
+    let methods = app.methods("3001").await;
+    let sent = app.send("3001", "SMS").await;
+
+    // Assert
+    assert_eq!(sent.xml_status(), "success", "{}", sent.body);
+    assert!(
+        methods
+            .body
+            .contains(r#"<method name="SMS" value="+447911123456"/>"#),
+        "the methods answer agrees with the plus symbol: {}",
+        methods.body
+    );
+    let req = only_request(&gw).await;
+    assert_eq!(req.method.as_str(), "POST");
+    assert_eq!(req.url.path(), "/v1/messages");
+    assert_eq!(
+        req.url.query(),
+        Some("from=B%C3%A4nk%20%26%20%22Co%22%20%2B1&to=%2B447911123456")
+    );
+    assert_eq!(header(&req, "authorization"), "Bearer tok-123");
+    assert_eq!(header(&req, "content-type"), "application/json");
+    assert_eq!(header(&req, "x-recipient"), "+447911123456");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).expect("the body is JSON");
+    let text = body["text"].as_str().expect("text");
+    let code = first_code(text);
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "to": "+447911123456",
+            "from": SENDER,
+            "text": format!("{SENDER}: code {code}, 5 min"),
+        })
+    );
+    assert_eq!(app.verify("3001", &code).await.xml_status(), "success");
+}
+both_stores!(
+    json_gateway_gets_exactly_the_configured_request_,
+    json_gateway_gets_exactly_the_configured_request
+);
+
+async fn form_gateway_gets_exactly_the_configured_request(kind: StoreKind) {
+    // Arrange: a form POST with basic credentials in the URL; plus symbol off.
+    let gw = gateway(ResponseTemplate::new(200).set_body_string("OK")).await;
+    let address = gw.uri().replace("http://", "http://acct:p%40ss@");
+    let app = app_with_sms(
+        kind,
+        &format!(
+            r#"
+[sms]
+method = "post"
+url = "{address}/send"
+request_headers = ["Content-Type: application/x-www-form-urlencoded"]
+request_body = "To={{recipient}}&From={{from}}&Body={{message}}"
+from = {SENDER_TOML}
+message = "Code {{code}} & more"
+plus_symbol_before_recipient_number = false
+timeout_ms = {TIMEOUT_MS}
+"#
+        ),
+    )
+    .await;
+
+    let methods = app.methods("3001").await;
+    let sent = app.send("3001", "sms").await;
+
+    assert_eq!(sent.xml_status(), "success", "{}", sent.body);
+    assert!(
+        methods
+            .body
+            .contains(r#"<method name="SMS" value="447911123456"/>"#),
+        "{}",
+        methods.body
+    );
+    let req = only_request(&gw).await;
+    assert_eq!(req.method.as_str(), "POST");
+    assert_eq!(req.url.path(), "/send");
+    assert_eq!(req.url.query(), None);
+    // base64("acct:p@ss")
+    assert_eq!(header(&req, "authorization"), "Basic YWNjdDpwQHNz");
+    assert_eq!(
+        header(&req, "content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    let body = String::from_utf8(req.body.clone()).expect("UTF-8 body");
+    let fields: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let code = first_code(&fields[2].1);
+    assert_eq!(
+        body,
+        format!("To=447911123456&From=B%C3%A4nk+%26+%22Co%22+%2B1&Body=Code+{code}+%26+more")
+    );
+    assert_eq!(
+        fields,
+        vec![
+            ("To".to_string(), "447911123456".to_string()),
+            ("From".to_string(), SENDER.to_string()),
+            ("Body".to_string(), format!("Code {code} & more")),
+        ]
+    );
+    assert_eq!(app.verify("3001", &code).await.xml_status(), "success");
+}
+both_stores!(
+    form_gateway_gets_exactly_the_configured_request_,
+    form_gateway_gets_exactly_the_configured_request
+);
+
+async fn get_gateway_carries_everything_in_the_url(kind: StoreKind) {
+    let gw = gateway(ResponseTemplate::new(200).set_body_string("ID: 77")).await;
+    let app = app_with_sms(
+        kind,
+        &format!(
+            r#"
+[sms]
+method = "GET"
+url = "{}/api/{{from}}/send?to={{recipient}}&text={{message}}"
+from = {SENDER_TOML}
+message = "Code: {{code}}"
+plus_symbol_before_recipient_number = true
+timeout_ms = {TIMEOUT_MS}
+"#,
+            gw.uri()
+        ),
+    )
+    .await;
+
+    let sent = app.send("3001", "SMS").await;
+
+    assert_eq!(sent.xml_status(), "success", "{}", sent.body);
+    let req = only_request(&gw).await;
+    assert_eq!(req.method.as_str(), "GET");
+    assert_eq!(
+        req.url.path(),
+        "/api/B%C3%A4nk%20%26%20%22Co%22%20%2B1/send"
+    );
+    let query: Vec<(String, String)> = req.url.query_pairs().into_owned().collect();
+    let code = first_code(&query[1].1);
+    assert_eq!(
+        req.url.query(),
+        Some(format!("to=%2B447911123456&text=Code%3A%20{code}").as_str())
+    );
+    assert!(req.body.is_empty());
+    assert_eq!(app.verify("3001", &code).await.xml_status(), "success");
+}
+both_stores!(
+    get_gateway_carries_everything_in_the_url_,
+    get_gateway_carries_everything_in_the_url
+);
+
+/// Gateway settings for the failure cases: a JSON body carrying the code, so the test can see which
+/// code was issued and check that it no longer works.
+fn failing_settings(gw: &MockServer, extra: &str) -> String {
+    format!(
+        r#"
+[sms]
+url = "{}/send"
+request_headers = ["Content-Type: application/json"]
+request_body = '{{"to":"{{recipient}}","text":"{{message}}"}}'
+timeout_ms = {TIMEOUT_MS}
+{extra}
+"#,
+        gw.uri()
+    )
+}
+
+/// The code the gateway was asked to send.
+async fn code_seen_by(gw: &MockServer) -> String {
+    let req = only_request(gw).await;
+    let body: serde_json::Value = serde_json::from_slice(&req.body).expect("JSON");
+    first_code(body["text"].as_str().expect("text"))
+}
+
+async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer) {
+    let started = Instant::now();
+    let sent = app.send("3001", "SMS").await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(sent.xml_status(), "error", "{}", sent.body);
+    assert!(
+        elapsed < Duration::from_millis(TIMEOUT_MS) + SLACK,
+        "the failure took {elapsed:?}"
+    );
+    let code = code_seen_by(gw).await;
+    assert_eq!(
+        app.verify("3001", &code).await.xml_status(),
+        "expired",
+        "the code of a failed delivery must not work"
+    );
+}
+
+async fn gateway_500_answers_error(kind: StoreKind) {
+    let gw = gateway(ResponseTemplate::new(500).set_body_string("boom")).await;
+    let app = app_with_sms(kind, &failing_settings(&gw, "")).await;
+    assert_fails_cleanly(&app, &gw).await;
+}
+both_stores!(gateway_500_answers_error_, gateway_500_answers_error);
+
+async fn gateway_200_with_error_body_answers_error(kind: StoreKind) {
+    let gw = gateway(
+        ResponseTemplate::new(200).set_body_string(r#"{"status": "error", "reason": "no credit"}"#),
+    )
+    .await;
+    let app = app_with_sms(
+        kind,
+        &failing_settings(&gw, r#"failure_body_pattern = '"status"\s*:\s*"error"'"#),
+    )
+    .await;
+    assert_fails_cleanly(&app, &gw).await;
+}
+both_stores!(
+    gateway_200_with_error_body_answers_error_,
+    gateway_200_with_error_body_answers_error
+);
+
+async fn gateway_status_outside_success_statuses_answers_error(kind: StoreKind) {
+    // Only 202 means queued for this gateway; a 200 is something else.
+    let gw = gateway(ResponseTemplate::new(200).set_body_string("maintenance")).await;
+    let app = app_with_sms(
+        kind,
+        &failing_settings(&gw, r#"success_statuses = ["202"]"#),
+    )
+    .await;
+    assert_fails_cleanly(&app, &gw).await;
+}
+both_stores!(
+    gateway_status_outside_success_statuses_answers_error_,
+    gateway_status_outside_success_statuses_answers_error
+);
+
+async fn gateway_that_never_answers_times_out(kind: StoreKind) {
+    let gw = gateway(ResponseTemplate::new(200).set_delay(Duration::from_secs(30))).await;
+    let app = app_with_sms(kind, &failing_settings(&gw, "")).await;
+    let started = Instant::now();
+    assert_fails_cleanly(&app, &gw).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(TIMEOUT_MS),
+        "it waited for the configured timeout"
+    );
+}
+both_stores!(
+    gateway_that_never_answers_times_out_,
+    gateway_that_never_answers_times_out
+);
+
+async fn failed_sms_does_not_count_against_the_send_limit(kind: StoreKind) {
+    let gw = gateway(ResponseTemplate::new(503)).await;
+    let app = app_with_sms(kind, &failing_settings(&gw, "[codes]\nmax_sends = 1")).await;
+
+    let failed = app.send("3001", "SMS").await;
+    gw.reset().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&gw)
+        .await;
+    let sent = app.send("3001", "SMS").await;
+    let over_limit = app.send("3001", "SMS").await;
+
+    assert_eq!(failed.xml_status(), "error");
+    assert_eq!(
+        sent.xml_status(),
+        "success",
+        "the failed send was given back"
+    );
+    assert_eq!(over_limit.xml_status(), "send limited");
+    let code = code_seen_by(&gw).await;
+    assert_eq!(app.verify("3001", &code).await.xml_status(), "success");
+}
+both_stores!(
+    failed_sms_does_not_count_against_the_send_limit_,
+    failed_sms_does_not_count_against_the_send_limit
+);
+
+#[tokio::test]
+async fn gateway_errors_hide_the_code_and_the_number() {
+    // A gateway that echoes the whole request back in its error.
+    let gw = gateway(
+        ResponseTemplate::new(400)
+            .set_body_string("bad request: to=447911123456 text=Your code is 424242"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::helpers::test_settings(
+        StoreKind::Memory,
+        dir.path(),
+        "direct:",
+        &format!(
+            "[sms]\nurl = \"{}/send?key=SECRETKEY&to={{recipient}}\"\nrequest_body = \"to={{recipient}}&text={{message}}\"",
+            gw.uri()
+        ),
+    );
+    let sender = twofactor::delivery::sms::HttpSms::new(&settings).unwrap();
+    let code = secrecy::SecretString::from("424242");
+    let to = twofactor::domain::PhoneNumber::parse(PHONE).unwrap();
+
+    let err = twofactor::delivery::SmsSender::send(
+        &sender,
+        &to,
+        &twofactor::delivery::CodeMessage {
+            code: &code,
+            minutes: 5,
+        },
+    )
+    .await
+    .expect_err("a 400 is a failure")
+    .to_string();
+
+    assert!(err.contains("answered 400"), "{err}");
+    assert!(err.contains("+44******456"), "the number is masked: {err}");
+    for secret in ["424242", "447911123456", "SECRETKEY"] {
+        assert!(!err.contains(secret), "{secret} leaked: {err}");
+    }
+}
