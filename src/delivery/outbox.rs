@@ -58,7 +58,12 @@ impl Outbox {
             .map_err(|e| {
                 DeliveryError::Transport(format!("cannot open outbox {}: {e}", self.path.display()))
             })?;
+        // tokio's File hands writes to a blocking task: without the flush the line may not be in the
+        // file yet (or ever, if the process stops) when the caller is told the code was sent.
         file.write_all(&bytes).await.map_err(|e| {
+            DeliveryError::Transport(format!("cannot write outbox {}: {e}", self.path.display()))
+        })?;
+        file.flush().await.map_err(|e| {
             DeliveryError::Transport(format!("cannot write outbox {}: {e}", self.path.display()))
         })?;
         Ok(format!("appended to {}", self.path.display()))
