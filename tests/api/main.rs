@@ -3,5 +3,6 @@
 
 mod helpers;
 
+mod encodings;
 mod flows;
 mod golden;
