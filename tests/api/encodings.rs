@@ -410,12 +410,15 @@ both_stores!(
     authenticator_in_any_case_is_recorded_and_checked
 );
 
+/// Request parameters in a table of cases.
+type Pairs<'a> = &'a [(&'a str, &'a str)];
+
 async fn customer_id_names_follow_the_configuration(kind: StoreKind) {
     // Arrange: defaults.
     let app = app_with_customers(kind, "").await;
 
     // Act / Assert: (parameters, expected status, why)
-    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+    let cases: [(Pairs, &str, &str); 5] = [
         (
             &[("AccountNumber", "1001")],
             "success",
@@ -450,7 +453,7 @@ async fn customer_id_names_follow_the_configuration(kind: StoreKind) {
     // Arrange: custom names.
     let custom =
         app_with_customers(kind, "[gia]\ncustomer_id_params = [\"AcctNo\", \"Caller\"]").await;
-    let cases: [(&[(&str, &str)], u16, &str, &str); 4] = [
+    let cases: [(Pairs, u16, &str, &str); 4] = [
         (
             &[("AcctNo", "1001")],
             200,
