@@ -6,3 +6,4 @@ mod helpers;
 mod encodings;
 mod flows;
 mod golden;
+mod malformed;
