@@ -6,4 +6,5 @@ mod helpers;
 mod encodings;
 mod flows;
 mod golden;
+mod limits;
 mod malformed;
