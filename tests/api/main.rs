@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod concurrency;
 mod encodings;
 mod flows;
 mod golden;
