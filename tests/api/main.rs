@@ -9,3 +9,4 @@ mod flows;
 mod golden;
 mod limits;
 mod malformed;
+mod store_contract;
