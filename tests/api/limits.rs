@@ -345,3 +345,37 @@ async fn sms_to_one_number_is_capped(kind: StoreKind) {
     assert_eq!(app.messages_to("447911123456"), 1);
 }
 both_stores!(sms_to_one_number_is_capped_on, sms_to_one_number_is_capped);
+
+async fn an_authenticator_code_is_single_use(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, "").await;
+    let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    app.add_customer("1003", None, None, Some(secret)).await;
+    let bytes = twofactor::totp::from_base32(secret).unwrap();
+    let totp = twofactor::totp::build(&app.state.settings.totp, &bytes, "test").unwrap();
+    let token = totp.generate(app.state.clock.now_unix()).to_string();
+    assert_eq!(
+        app.send("1003", "Authenticator").await.xml_status(),
+        "success"
+    );
+
+    // Act: the only method is the authenticator, so no method needs naming.
+    let first = app.verify("1003", &token).await;
+    let replay = app.verify("1003", &token).await;
+
+    // Assert
+    assert_eq!(first.xml_status(), "success", "{first:?}");
+    assert_eq!(
+        replay.xml_status(),
+        "incorrect code",
+        "a replayed TOTP: {replay:?}"
+    );
+    assert!(
+        app.outbox_messages().is_empty(),
+        "nothing is sent for the authenticator"
+    );
+}
+both_stores!(
+    an_authenticator_code_is_single_use_on,
+    an_authenticator_code_is_single_use
+);
