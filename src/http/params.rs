@@ -164,10 +164,65 @@ fn form_pairs(s: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(s.as_bytes()).into_owned().collect()
 }
 
+/// A JSON body as it was written: `serde_json::Value` keeps only the last of a repeated key, which
+/// would let `{"CustomerId": "a", "CustomerId": "b"}` slip past the repeat check.
+enum JsonBody {
+    Object(Vec<(String, serde_json::Value)>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for JsonBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JsonBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonBody, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    pairs.push(entry);
+                }
+                Ok(JsonBody::Object(pairs))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<JsonBody, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(JsonBody::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<JsonBody, E> {
+                Ok(JsonBody::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<JsonBody, E> {
+                Ok(JsonBody::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<JsonBody, E> {
+                Ok(JsonBody::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<JsonBody, E> {
+                Ok(JsonBody::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<JsonBody, E> {
+                Ok(JsonBody::Other)
+            }
+            fn visit_unit<E>(self) -> Result<JsonBody, E> {
+                Ok(JsonBody::Other)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 fn json_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
-    let value: serde_json::Value =
+    let body: JsonBody =
         serde_json::from_str(text).map_err(|e| format!("JSON body is not valid: {e}"))?;
-    let serde_json::Value::Object(map) = value else {
+    let JsonBody::Object(map) = body else {
         return Err("JSON body must be an object of parameters".into());
     };
     map.into_iter()

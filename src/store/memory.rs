@@ -239,7 +239,8 @@ impl Store for MemoryStore {
             .map(|(k, e)| {
                 let v = match &e.value {
                     Value::Text(s) => s.clone(),
-                    Value::Code { digest, attempts } => format!("{digest} attempts={attempts}"),
+                    // The same text as the Redis backend gives for its hash (`HGETALL`, fields in order).
+                    Value::Code { digest, attempts } => format!("d={digest} a={attempts}"),
                 };
                 (k.clone(), v)
             })

@@ -5,11 +5,17 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod concurrency;
 mod delivery_email;
 mod delivery_sms;
+mod encodings;
 mod faults;
 mod flows;
+mod golden;
 mod leaks;
+mod limits;
+mod malformed;
 mod props;
 mod security;
+mod store_contract;
 mod totp;
