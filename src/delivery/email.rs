@@ -238,19 +238,9 @@ fn io_error_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::Error
     None
 }
 
+/// HTML-escapes a value for the HTML body (`&`, `<`, `>`, `"`, `'`).
 fn html_escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    quick_xml::escape::escape(v).into_owned()
 }
 
 #[cfg(test)]

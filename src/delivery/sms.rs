@@ -85,18 +85,7 @@ pub fn json_escape(v: &str) -> String {
 }
 
 fn xml_escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    quick_xml::escape::escape(v).into_owned()
 }
 
 /// Header values cannot carry line breaks (they would start a new header).

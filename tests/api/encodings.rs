@@ -35,9 +35,7 @@ fn root_of(path: &str) -> &'static str {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    quick_xml::escape::escape(s).into_owned()
 }
 
 /// `<root><Name>value</Name>…</root>`, as the contract describes XML bodies.

@@ -172,12 +172,31 @@ pub async fn spawn_app(kind: StoreKind) -> TestApp {
 
 /// Starts the real server on port 0 with `overrides` (TOML) over the test settings.
 pub async fn spawn_app_with(kind: StoreKind, overrides: &str) -> TestApp {
+    spawn_app_customised(kind, overrides, |_| {}).await
+}
+
+/// Like `spawn_app_with`, with a last say over the state (a test clock, say) before the server starts.
+pub async fn spawn_app_customised(
+    kind: StoreKind,
+    overrides: &str,
+    customise: impl FnOnce(&mut AppState),
+) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
-    let prefix = format!("t{:016x}:", rand_u64());
-    let settings = test_settings(kind, dir.path(), &prefix, overrides);
+    let settings = test_settings(
+        kind,
+        dir.path(),
+        &format!("t{:016x}:", rand_u64()),
+        overrides,
+    );
+    // The overrides may name a prefix of their own (two instances sharing one Redis).
+    let prefix = settings.store.key_prefix.clone();
     let outbox = PathBuf::from(&settings.delivery.outbox_file);
-    let app = Application::build(settings).await.expect("app builds");
+    let mut state = AppState::from_settings(settings).await.expect("state");
+    customise(&mut state);
+    let app = Application::build_with_state(state)
+        .await
+        .expect("app builds");
     let port = app.port();
     let state = app.state();
     tokio::spawn(app.run_until_stopped());

@@ -4,19 +4,16 @@
 //! Most tests run on a settable clock (the `Clock` seam), so step boundaries are chosen, not met by
 //! chance; the QR test uses the real clock to cover that path too.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use twofactor::startup::Application;
-use twofactor::state::{AppState, Clock};
+use twofactor::state::Clock;
 
 use crate::admin::{ADMIN, enrol, put_customer};
 use crate::both_stores;
-use crate::helpers::{StoreKind, TEST_KEY, TestApp, rand_u64, test_settings};
+use crate::helpers::{StoreKind, TEST_KEY, TestApp, rand_u64, spawn_app_customised};
 
 /// A clock tests set by hand.
 pub struct TestClock(AtomicU64);
@@ -42,33 +39,7 @@ impl Clock for TestClock {
 
 /// Like `spawn_app_with`, but on `clock`.
 async fn spawn_clocked(kind: StoreKind, overrides: &str, clock: Arc<TestClock>) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let random_prefix = format!("t{:016x}:", rand_u64());
-    let settings = test_settings(kind, dir.path(), &random_prefix, overrides);
-    // The overrides may name a shared prefix.
-    let prefix = settings.store.key_prefix.clone();
-    let outbox = PathBuf::from(&settings.delivery.outbox_file);
-    let mut state = AppState::from_settings(settings).await.expect("state");
-    state.clock = clock;
-    let app = Application::build_with_state(state)
-        .await
-        .expect("app builds");
-    let port = app.port();
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        kind,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
-        state,
-        outbox,
-        prefix,
-        dir,
-    }
+    spawn_app_customised(kind, overrides, |state| state.clock = clock).await
 }
 
 /// A fresh 160-bit secret as base32, as a seed file would hold it.
