@@ -12,7 +12,11 @@ use crate::delivery::CodeMessage;
 use crate::directory::Customer;
 use crate::domain::{CallId, CustomerId, Email, Method, PhoneNumber};
 use crate::state::AppState;
-use crate::store::CodeCheck;
+use crate::store::{Attempt, CodeCheck};
+
+/// However a store stalls, a callflow hears an answer within this. Sending is bounded by its
+/// transports' own timeouts instead, so its clean-up after a failed delivery always runs.
+const STORE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What happened, before it becomes a status string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +123,11 @@ pub async fn verified_methods(
     state: &AppState,
     customer: &CustomerId,
 ) -> Result<Option<Methods>, Outcome> {
-    match state.directory.get(customer).await {
+    let lookup = tokio::time::timeout(STORE_DEADLINE, state.directory.get(customer)).await;
+    let lookup = lookup.unwrap_or_else(|_| {
+        Err(crate::store::StoreError::Unavailable("the store did not answer in time".into()).into())
+    });
+    match lookup {
         Ok(Some(c)) => {
             let methods = Methods::of(&c);
             let outcome = if methods.is_empty() {
@@ -234,11 +242,11 @@ async fn send_inner(
 
     let code = generate_code(s.codes.digits);
     let code_key = keys.code(customer);
-    {
+    let code_digest = {
         use secrecy::ExposeSecret;
-        let d = digest(state, customer, call, method, code.expose_secret());
-        state.store.put_code(&code_key, &d, ttl).await?;
-    }
+        digest(state, customer, call, method, code.expose_secret())
+    };
+    state.store.put_code(&code_key, &code_digest, ttl).await?;
     state
         .store
         .set(&keys.choice(customer), method.as_str(), Some(ttl))
@@ -256,7 +264,8 @@ async fn send_inner(
     };
     if let Err(e) = delivered {
         // No usable code may outlive a failed delivery, and the caller's send allowance is returned.
-        state.store.del(&code_key).await?;
+        // Only this send's code goes: a racing resend's code stays.
+        state.store.discard_code(&code_key, &code_digest).await?;
         state.store.decr(&sends_key).await?;
         if let Some(k) = &number_key {
             state.store.decr(k).await?;
@@ -310,12 +319,20 @@ pub async fn verify(
     method: Option<Method>,
     raw_code: &str,
 ) -> Outcome {
-    match verify_inner(state, customer, call, method, raw_code).await {
-        Ok((outcome, used, detail)) => {
+    let work = verify_inner(state, customer, call, method, raw_code);
+    match tokio::time::timeout(STORE_DEADLINE, work).await {
+        Ok(Ok((outcome, used, detail))) => {
             audit("verify", customer, call, used, outcome, detail);
             outcome
         }
-        Err(e) => fault("verify", customer, call, method, &e),
+        Ok(Err(e)) => fault("verify", customer, call, method, &e),
+        Err(_) => fault(
+            "verify",
+            customer,
+            call,
+            method,
+            &"the store did not answer in time",
+        ),
     }
 }
 
@@ -332,9 +349,22 @@ async fn verify_inner(
     // Unknown customers go down the same path as known ones with no pending code, so neither the
     // status nor the time taken tells them apart.
     let record = state.directory.get(customer).await?;
-    if state.store.get(&keys.lock(customer)).await?.is_some() {
+    // Each attempt is claimed before any code is looked at, in one atomic step with the lock check,
+    // so racing guesses can never have more than lockout.max_failures codes checked per window.
+    let l = &s.lockout;
+    let attempt = state
+        .store
+        .claim_attempt(
+            &keys.lock(customer),
+            &keys.failures(customer),
+            l.max_failures,
+            Duration::from_secs(l.window_seconds),
+            Duration::from_secs(l.duration_seconds),
+        )
+        .await?;
+    let Attempt::Allowed(attempt) = attempt else {
         return Ok((Outcome::Locked, method, "customer locked"));
-    }
+    };
     let methods = record.as_ref().map(Methods::of).unwrap_or_default();
     let chosen = match method {
         Some(m) => Some(m),
@@ -366,12 +396,12 @@ async fn verify_inner(
                     succeed(state, customer).await?;
                     Ok((Outcome::Success, chosen, "authenticator code accepted"))
                 } else {
-                    let o = fail(state, customer).await?;
+                    let o = fail(state, customer, attempt).await?;
                     Ok((o, chosen, "authenticator code replayed"))
                 }
             }
             None => {
-                let o = fail(state, customer).await?;
+                let o = fail(state, customer, attempt).await?;
                 Ok((o, chosen, "wrong authenticator code"))
             }
         };
@@ -402,11 +432,11 @@ async fn verify_inner(
             Ok((Outcome::CodeExpired, used, "no pending code"))
         }
         CodeCheck::Wrong { .. } => {
-            let o = fail(state, customer).await?;
+            let o = fail(state, customer, attempt).await?;
             Ok((o, used, "wrong code"))
         }
         CodeCheck::Exhausted => {
-            let o = fail(state, customer).await?;
+            let o = fail(state, customer, attempt).await?;
             Ok((o, used, "wrong code, code discarded after too many tries"))
         }
     }
@@ -418,27 +448,19 @@ async fn succeed(state: &AppState, customer: &CustomerId) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Counts a wrong code against the customer; the failure that reaches the limit locks them.
-async fn fail(state: &AppState, customer: &CustomerId) -> anyhow::Result<Outcome> {
+/// A wrong code: when it was the customer's last allowed attempt in the window, lock them now
+/// (the attempt was already counted by `claim_attempt`).
+async fn fail(state: &AppState, customer: &CustomerId, attempt: u64) -> anyhow::Result<Outcome> {
     let l = &state.settings.lockout;
-    let n = state
-        .store
-        .incr_window(
-            &state.keys.failures(customer),
-            Duration::from_secs(l.window_seconds),
-        )
-        .await?;
-    if n >= u64::from(l.max_failures) {
+    if attempt >= u64::from(l.max_failures) {
+        let keys = &state.keys;
+        let lock_for = Duration::from_secs(l.duration_seconds);
         state
             .store
-            .set(
-                &state.keys.lock(customer),
-                "1",
-                Some(Duration::from_secs(l.duration_seconds)),
-            )
+            .set(&keys.lock(customer), "1", Some(lock_for))
             .await?;
-        state.store.del(&state.keys.code(customer)).await?;
-        state.store.del(&state.keys.failures(customer)).await?;
+        state.store.del(&keys.code(customer)).await?;
+        state.store.del(&keys.failures(customer)).await?;
         metrics::counter!("twofactor_lockouts_total").increment(1);
         tracing::warn!(target: "audit", event = "locked", customer = %customer, outcome = "locked", "customer locked after too many wrong codes");
     }

@@ -291,6 +291,46 @@ pub enum ConfigError {
     },
 }
 
+/// `TFA__SECTION__KEY` variables, each value kept as the string it is, so `TFA__SECURITY__PASSWORD=123456`
+/// stays a password rather than becoming a number (figment's own `Env` would parse it). Numbers and
+/// booleans are read from those strings by the lossy extraction; a value written as a TOML array
+/// (`'["t1", "t2"]'`) is parsed as one.
+struct EnvVars(Env);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        self.0.metadata()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        fn merge(into: &mut Dict, from: Dict) {
+            for (k, v) in from {
+                match (into.get_mut(&k), v) {
+                    (Some(Value::Dict(_, old)), Value::Dict(_, new)) => merge(old, new),
+                    (_, v) => {
+                        into.insert(k, v);
+                    }
+                }
+            }
+        }
+        let mut dict = Dict::new();
+        for (key, raw) in self.0.iter() {
+            let value = if raw.trim_start().starts_with('[') {
+                raw.parse::<Value>().unwrap_or_else(|never| match never {})
+            } else {
+                Value::from(raw)
+            };
+            if let Value::Dict(_, nested) = figment::util::nest(key.as_str(), value) {
+                merge(&mut dict, nested);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
 /// `TFA_…` names that look meant for us but are not read (a single underscore, say).
 fn suspicious_env_names(names: impl Iterator<Item = String>) -> Vec<String> {
     names
@@ -318,7 +358,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("TFA__").split("__"));
+        figment = figment.merge(EnvVars(Env::prefixed("TFA__").split("__")));
         let settings = Self::from_figment(figment)?;
         for name in suspicious_env_names(std::env::vars().map(|(k, _)| k)) {
             // Logging is not set up yet; stderr is where an operator looks at start.
@@ -345,7 +385,8 @@ impl Settings {
     }
 
     fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
-        let mut settings: Settings = figment.extract().map_err(|e| {
+        // Lossy: a number or boolean may be written as a string (every environment value is one).
+        let mut settings: Settings = figment.extract_lossy().map_err(|e| {
             let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             ConfigError::Parse(msgs.join("; "))
         })?;
@@ -460,6 +501,59 @@ impl Settings {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        // Upper bounds keep every duration sane (and far from overflowing clocks and TTL arithmetic).
+        const DAY: u64 = 86_400;
+        for (key, v, max) in [
+            ("codes.ttl_seconds", self.codes.ttl_seconds, DAY),
+            (
+                "codes.send_window_seconds",
+                self.codes.send_window_seconds,
+                30 * DAY,
+            ),
+            (
+                "lockout.window_seconds",
+                self.lockout.window_seconds,
+                30 * DAY,
+            ),
+            (
+                "lockout.duration_seconds",
+                self.lockout.duration_seconds,
+                30 * DAY,
+            ),
+            ("totp.period_seconds", self.totp.period_seconds, 300),
+            ("email.smtp.timeout_ms", self.email.smtp.timeout_ms, 300_000),
+            ("sms.timeout_ms", self.sms.timeout_ms, 300_000),
+            (
+                "server.shutdown_timeout_seconds",
+                self.server.shutdown_timeout_seconds,
+                3_600,
+            ),
+        ] {
+            if v > max {
+                return Err(invalid(
+                    key,
+                    format!("{v} is more than the most allowed, {max}"),
+                ));
+            }
+        }
+        if self.totp.skew_steps > 3 {
+            return Err(invalid(
+                "totp.skew_steps",
+                "must be 0 to 3: each step either side adds two more codes that pass",
+            ));
+        }
+        if self.totp.period_seconds < 15 {
+            return Err(invalid("totp.period_seconds", "must be at least 15"));
+        }
+        if self.security.encryption_key.expose_secret().is_empty()
+            && !self.store.url.starts_with("memory:")
+        {
+            return Err(invalid(
+                "security.encryption_key",
+                "is required with a shared store: every instance must use the same key \
+                 (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)",
+            ));
         }
         for (key, v) in [
             ("codes.max_verify_attempts", self.codes.max_verify_attempts),
@@ -612,10 +706,24 @@ impl Settings {
                 "production cannot deliver to the outbox: set sms.url (and sms.transport = \"http\")",
             ));
         }
-        if self.security.encryption_key.expose_secret().is_empty() {
+        if self.security.auth_scheme == AuthScheme::None
+            && self.security.allowed_networks.is_empty()
+        {
             return Err(invalid(
-                "security.encryption_key",
-                "production needs a fixed key: base64 of 32 random bytes (openssl rand -base64 32)",
+                "security.auth_scheme",
+                "production refuses callers nobody checks: set auth_scheme = \"basic\" (with user_id and password) \
+                 or list the callflow servers in security.allowed_networks",
+            ));
+        }
+        if self
+            .admin
+            .tokens
+            .iter()
+            .any(|t| t.expose_secret().len() < 32)
+        {
+            return Err(invalid(
+                "admin.tokens",
+                "production needs admin tokens of at least 32 characters (openssl rand -hex 32)",
             ));
         }
         Ok(())
@@ -725,11 +833,27 @@ mod tests {
     #[test]
     fn production_refuses_outbox_and_memory_store_naming_what_to_set() {
         let redis = "[store]\nurl = \"redis://127.0.0.1:6379/\"\n";
-        let key = "[security]\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
+        let key = "[security]\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n\
+                   allowed_networks = [\"10.0.0.0/8\"]\n";
+        let key_only =
+            "[security]\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
         let prod = "[server]\nenvironment = \"production\"\n";
         let smtp = "[email.smtp]\nhost = \"mail.example\"\n";
         let sms = "[sms]\nurl = \"https://sms.example/send\"\n";
-        let cases: [(&[&str], &str); 4] = [
+        let cases: [(&[&str], &str); 7] = [
+            (&[prod, redis, smtp, sms], "security.encryption_key"),
+            (&[prod, key_only, redis, smtp, sms], "security.auth_scheme"),
+            (
+                &[
+                    prod,
+                    key,
+                    redis,
+                    smtp,
+                    sms,
+                    "[admin]\ntokens = [\"short\"]\n",
+                ],
+                "admin.tokens",
+            ),
             (&[prod, key, smtp, sms], "store.url = \"redis://"),
             (&[prod, key, redis, sms], "set email.smtp.host"),
             (&[prod, key, redis, smtp], "set sms.url"),

@@ -35,10 +35,10 @@ impl Application {
                     )
                 })?;
             let n =
-                state.directory.import_json(&json).await.with_context(|| {
+                state.directory.seed_json(&json).await.with_context(|| {
                     format!("directory.seed_file {}", settings.directory.seed_file)
                 })?;
-            tracing::info!(customers = n, file = %settings.directory.seed_file, "seed customers loaded");
+            tracing::info!(new_customers = n, file = %settings.directory.seed_file, "seed customers loaded (existing ones kept)");
         }
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
@@ -67,6 +67,12 @@ impl Application {
             "https"
         };
         tracing::info!(address = %settings.server.bind, port, scheme, store = %crate::state::redact_url(&settings.store.url), "listening");
+        if settings.security.auth_scheme == crate::config::AuthScheme::Basic && scheme == "http" {
+            tracing::warn!(
+                "callers use Basic credentials over plain HTTP: set server.tls_cert_file and tls_key_file, \
+                 or make sure a TLS proxy terminates in front of this service"
+            );
+        }
         Ok(Application {
             port,
             server: server.run(),

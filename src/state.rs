@@ -94,11 +94,7 @@ fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
         .map(|k| k.expose_secret())
         .collect();
     if key.is_empty() {
-        anyhow::ensure!(
-            settings.store.url.starts_with("memory:"),
-            "security.encryption_key is required with a shared store: every instance must use the same key \
-             (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
-        );
+        // Settings::validate allows an empty key only with the memory store.
         tracing::warn!(
             "security.encryption_key is not set: using a random key for this process only; \
              pending codes and enrolled authenticators will not survive a restart"

@@ -59,7 +59,7 @@ pub fn to_base32(secret: &[u8]) -> String {
     totp_rs::Secret::from(secret).to_base32()
 }
 
-/// Decodes a base32 secret (spaces and case ignored); at least 128 bits.
+/// Decodes a base32 secret (spaces and case ignored); at least 160 bits, as RFC 4226 recommends.
 pub fn from_base32(s: &str) -> Result<Vec<u8>, String> {
     let cleaned: String = s
         .chars()
@@ -69,9 +69,9 @@ pub fn from_base32(s: &str) -> Result<Vec<u8>, String> {
     let secret = totp_rs::Secret::try_from_base32(&cleaned)
         .map_err(|_| "totp_secret is not base32".to_string())?;
     let bytes = secret.as_ref().to_vec();
-    if bytes.len() < 16 {
+    if bytes.len() < SECRET_BYTES {
         return Err(format!(
-            "totp_secret has {} bits, needs at least 128",
+            "totp_secret has {} bits, needs at least 160",
             bytes.len() * 8
         ));
     }

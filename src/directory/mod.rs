@@ -220,6 +220,17 @@ impl Directory {
     /// Validates every entry of a seed file's JSON list first, then stores them all: one bad entry
     /// stores nothing, and the error lists each bad entry by position and id.
     pub async fn import_json(&self, json: &str) -> Result<usize, DirectoryError> {
+        self.load_json(json, false).await
+    }
+
+    /// Like [`Directory::import_json`], but leaves customers that already exist as they are: what
+    /// `directory.seed_file` does at every start, so a restart never undoes changes made since
+    /// through the admin API or an import.
+    pub async fn seed_json(&self, json: &str) -> Result<usize, DirectoryError> {
+        self.load_json(json, true).await
+    }
+
+    async fn load_json(&self, json: &str, only_new: bool) -> Result<usize, DirectoryError> {
         let inputs: Vec<CustomerInput> = serde_json::from_str(json).map_err(|e| {
             DirectoryError::Invalid(format!(
                 "not a JSON list of {{id, email, phone, totp_secret}}: {e}"
@@ -244,9 +255,13 @@ impl Directory {
         if !errors.is_empty() {
             return Err(DirectoryError::Invalid(errors.join("; ")));
         }
-        let n = valid.len();
+        let mut n = 0;
         for v in valid {
+            if only_new && self.get(&v.id).await?.is_some() {
+                continue;
+            }
             self.upsert(v).await?;
+            n += 1;
         }
         Ok(n)
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CodeCheck, Store, StoreError};
+use super::{Attempt, CodeCheck, Store, StoreError};
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -201,6 +201,58 @@ impl Store for MemoryStore {
                 }
             }
         }))
+    }
+
+    async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError> {
+        Ok(self.with(key, true, |m, _| {
+            let ours = matches!(m.get(key), Some(Entry { value: Value::Code { digest: d, .. }, .. }) if d == digest);
+            if ours {
+                m.remove(key);
+            }
+            ours
+        }))
+    }
+
+    async fn claim_attempt(
+        &self,
+        lock_key: &str,
+        failures_key: &str,
+        max: u32,
+        window: Duration,
+        lock_for: Duration,
+    ) -> Result<Attempt, StoreError> {
+        // Both keys under the one lock: expire the failures entry too before reading it.
+        self.with(failures_key, true, |m, now| {
+            if m.get(lock_key).is_some_and(|e| e.live(now)) {
+                return Ok(Attempt::Locked);
+            }
+            let entry = m.entry(failures_key.to_string()).or_insert_with(|| Entry {
+                value: Value::Text("0".into()),
+                expires_at: Some(now + window),
+            });
+            let Value::Text(ref mut count) = entry.value else {
+                return Err(StoreError::Protocol(format!(
+                    "{failures_key} is not a counter"
+                )));
+            };
+            let n = count
+                .parse::<u64>()
+                .map_err(|_| StoreError::Protocol(format!("{failures_key} is not a counter")))?
+                + 1;
+            *count = n.to_string();
+            if n > u64::from(max) {
+                m.remove(failures_key);
+                m.insert(
+                    lock_key.to_string(),
+                    Entry {
+                        value: Value::Text("1".into()),
+                        expires_at: Some(now + lock_for),
+                    },
+                );
+                return Ok(Attempt::Locked);
+            }
+            Ok(Attempt::Allowed(n))
+        })
     }
 
     async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError> {

@@ -34,6 +34,15 @@ pub enum CodeCheck {
     Exhausted,
 }
 
+/// What claiming a verification attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The customer is locked (already, or by this attempt going over the limit).
+    Locked,
+    /// Go ahead: this is attempt number `n` in the current window.
+    Allowed(u64),
+}
+
 /// Where the store lives: `memory://` or one of the Redis URL forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -67,7 +76,7 @@ impl StoreUrl {
                     return Err("a Sentinel URL needs hosts and a master name: redis+sentinel://host:26379/mymaster".into());
                 }
                 let s = if tls { "rediss" } else { "redis" };
-                let nodes = hosts.split(',').map(|h| format!("{s}://{h}")).collect();
+                let nodes = node_urls(s, hosts);
                 return Ok(StoreUrl::Sentinel {
                     nodes,
                     service: service.to_string(),
@@ -86,9 +95,7 @@ impl StoreUrl {
                         "a Cluster URL lists nodes: redis+cluster://node1:6379,node2:6379".into(),
                     );
                 }
-                return Ok(StoreUrl::Cluster(
-                    hosts.split(',').map(|h| format!("{s}://{h}")).collect(),
-                ));
+                return Ok(StoreUrl::Cluster(node_urls(s, hosts)));
             }
         }
         Err(
@@ -96,6 +103,18 @@ impl StoreUrl {
                 .into(),
         )
     }
+}
+
+/// `user:pass@h1:26379,h2:26379` → one URL per node, each with the credentials.
+fn node_urls(scheme: &str, hosts: &str) -> Vec<String> {
+    let (auth, hosts) = match hosts.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), hosts),
+    };
+    hosts
+        .split(',')
+        .map(|h| format!("{scheme}://{auth}{}", h.trim()))
+        .collect()
 }
 
 /// The store seam. Keys come from [`Keys`]; values are short strings.
@@ -124,6 +143,20 @@ pub trait Store: Send + Sync + 'static {
         digest: &str,
         max_attempts: u32,
     ) -> Result<CodeCheck, StoreError>;
+    /// Deletes the pending code only while it is still `digest` (a racing resend's code survives).
+    async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError>;
+    /// Atomically claims one verification attempt: `Locked` while `lock_key` exists; otherwise counts
+    /// the attempt in `failures_key` (window starting at its first count) and, when that goes over
+    /// `max`, sets `lock_key` for `lock_for` and answers `Locked`. Racing attempts can never
+    /// evaluate more than `max` codes per window. `lock_key` and `failures_key` share a hash slot.
+    async fn claim_attempt(
+        &self,
+        lock_key: &str,
+        failures_key: &str,
+        max: u32,
+        window: Duration,
+        lock_for: Duration,
+    ) -> Result<Attempt, StoreError>;
     /// Atomically raises the stored step to `step` if `step` is greater; true when raised.
     async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError>;
     /// Every key and value under `prefix` (admin export, tests that scan what is stored).
@@ -135,5 +168,32 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match StoreUrl::parse(url).map_err(StoreError::Unavailable)? {
         StoreUrl::Memory => Ok(Arc::new(memory::MemoryStore::new())),
         other => Ok(Arc::new(redis::RedisStore::connect(other).await?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_every_node_with_its_credentials() {
+        assert_eq!(
+            StoreUrl::parse("redis+sentinel://:pw@s1:26379,s2:26379/mymaster"),
+            Ok(StoreUrl::Sentinel {
+                nodes: vec!["redis://:pw@s1:26379".into(), "redis://:pw@s2:26379".into()],
+                service: "mymaster".into(),
+                tls: false
+            })
+        );
+        assert_eq!(
+            StoreUrl::parse("rediss+cluster://u:p@n1:6379,n2:6379"),
+            Ok(StoreUrl::Cluster(vec![
+                "rediss://u:p@n1:6379".into(),
+                "rediss://u:p@n2:6379".into()
+            ]))
+        );
+        assert_eq!(StoreUrl::parse("memory://"), Ok(StoreUrl::Memory));
+        assert!(StoreUrl::parse("redis+sentinel://s1:26379").is_err());
+        assert!(StoreUrl::parse("mysql://x").is_err());
     }
 }

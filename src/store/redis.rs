@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{CodeCheck, Store, StoreError, StoreUrl};
+use super::{Attempt, CodeCheck, Store, StoreError, StoreUrl};
 
 /// Replace the pending code: digest `d`, wrong tries `a`.
 static PUT_CODE: LazyLock<Script> = LazyLock::new(|| {
@@ -37,6 +37,33 @@ if a >= tonumber(ARGV[2]) then
   return {3, a}
 end
 return {2, a}",
+    )
+});
+
+static DISCARD_CODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HGET', KEYS[1], 'd') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0",
+    )
+});
+
+/// KEYS: lock, failures. ARGV: max, window ms, lock ms. -1 locked, else the attempt's number.
+static CLAIM_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+if n > tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return -1
+end
+return n",
     )
 });
 
@@ -71,11 +98,58 @@ return 1",
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
+    Multiplexed(redis::aio::MultiplexedConnection),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
+enum Backend {
+    Fixed(Conn),
+    Sentinel(Box<SentinelMaster>),
+}
+
 pub struct RedisStore {
-    conn: Conn,
+    backend: Backend,
+}
+
+/// The master as Sentinel names it. The connection is kept until a call fails with a connection
+/// error or READONLY (the master was demoted); the next call asks Sentinel again, so a failover
+/// costs the calls in flight, not a restart.
+struct SentinelMaster {
+    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    current: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl SentinelMaster {
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let mut client = self.client.lock().await;
+        // Another call may have reconnected while this one waited.
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let c = client.get_async_connection_with_config(&config).await?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+        Ok(c)
+    }
+
+    fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn forget_on(&self, e: &redis::RedisError) {
+        let demoted = e.code() == Some("READONLY");
+        if demoted || e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -96,7 +170,7 @@ impl RedisStore {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
+            .set_number_of_retries(1);
         let conn = match url {
             StoreUrl::Memory => {
                 return Err(StoreError::Unavailable(
@@ -112,18 +186,34 @@ impl RedisStore {
                         .map_err(unavailable)?,
                 )
             }
-            StoreUrl::Sentinel { nodes, service, .. } => {
-                let mut sentinel = redis::sentinel::Sentinel::build(nodes).map_err(unavailable)?;
-                let client = sentinel
-                    .async_master_for(&service, None)
-                    .await
+            StoreUrl::Sentinel {
+                nodes,
+                service,
+                tls,
+            } => {
+                // The credentials in the URL (on the first node) are the master's too.
+                let first = redis::IntoConnectionInfo::into_connection_info(nodes[0].as_str())
                     .map_err(unavailable)?;
-                Conn::Single(
-                    client
-                        .get_connection_manager_with_config(config)
-                        .await
-                        .map_err(unavailable)?,
+                let mut master = redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(first.redis_settings().clone());
+                if tls {
+                    master = master.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let client = redis::sentinel::SentinelClient::build(
+                    nodes,
+                    service,
+                    Some(master),
+                    redis::sentinel::SentinelServerType::Master,
                 )
+                .map_err(unavailable)?;
+                let sentinel = SentinelMaster {
+                    client: tokio::sync::Mutex::new(client),
+                    current: std::sync::Mutex::new(None),
+                };
+                sentinel.connection().await.map_err(unavailable)?;
+                return Ok(RedisStore {
+                    backend: Backend::Sentinel(Box::new(sentinel)),
+                });
             }
             StoreUrl::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
@@ -134,15 +224,32 @@ impl RedisStore {
                 Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
             }
         };
-        Ok(RedisStore { conn })
+        Ok(RedisStore {
+            backend: Backend::Fixed(conn),
+        })
+    }
+
+    async fn connection(&self) -> Result<Conn, StoreError> {
+        match &self.backend {
+            Backend::Fixed(c) => Ok(c.clone()),
+            Backend::Sentinel(s) => s
+                .connection()
+                .await
+                .map(Conn::Multiplexed)
+                .map_err(unavailable),
+        }
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
     {
-        let mut conn = self.conn.clone();
-        f(&mut conn).await.map_err(unavailable)
+        let mut conn = self.connection().await?;
+        let result = f(&mut conn).await;
+        if let (Err(e), Backend::Sentinel(s)) = (&result, &self.backend) {
+            s.forget_on(e);
+        }
+        result.map_err(unavailable)
     }
 }
 
@@ -154,6 +261,7 @@ impl ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -166,6 +274,7 @@ impl ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -173,6 +282,7 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
@@ -280,6 +390,40 @@ impl Store for RedisStore {
         })
     }
 
+    async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(async |c| DISCARD_CODE.key(key).arg(digest).invoke_async(c).await)
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn claim_attempt(
+        &self,
+        lock_key: &str,
+        failures_key: &str,
+        max: u32,
+        window: Duration,
+        lock_for: Duration,
+    ) -> Result<Attempt, StoreError> {
+        let n: i64 = self
+            .run(async |c| {
+                CLAIM_ATTEMPT
+                    .key(lock_key)
+                    .key(failures_key)
+                    .arg(max)
+                    .arg(millis(window))
+                    .arg(millis(lock_for))
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(if n < 0 {
+            Attempt::Locked
+        } else {
+            Attempt::Allowed(n as u64)
+        })
+    }
+
     async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError> {
         let n: i64 = self
             .run(async |c| {
@@ -295,11 +439,12 @@ impl Store for RedisStore {
     }
 
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let Conn::Single(mut c) = self.conn.clone() else {
+        let mut c = self.connection().await?;
+        if matches!(c, Conn::Cluster(_)) {
             return Err(StoreError::Unavailable(
                 "dump is not available on Redis Cluster".into(),
             ));
-        };
+        }
         let pattern = format!(
             "{}*",
             prefix

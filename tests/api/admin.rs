@@ -297,7 +297,7 @@ async fn bad_input_is_a_json_400(kind: StoreKind) {
             "2003".into(),
             Some((json_ct, r#"{"totp_secret": "JBSWY3DP"}"#.into())),
             400,
-            "128",
+            "160",
         ),
         (
             "ids differ",

@@ -96,8 +96,8 @@ both_stores!(
 );
 
 async fn the_right_code_on_many_connections_passes_once(kind: StoreKind) {
-    // Arrange
-    let app = app(kind, "").await;
+    // Arrange: lockout out of the way (every racing attempt counts towards it).
+    let app = app(kind, "[lockout]\nmax_failures = 1000").await;
     app.send("1001", "Email").await;
     let code = app.last_code_to(ALICE);
 
@@ -149,4 +149,56 @@ async fn parallel_sends_never_exceed_the_send_limit(kind: StoreKind) {
 both_stores!(
     parallel_sends_never_exceed_the_send_limit_on,
     parallel_sends_never_exceed_the_send_limit
+);
+
+async fn parallel_authenticator_guesses_never_exceed_the_lockout(kind: StoreKind) {
+    // Arrange: authenticator codes have no per-code limit; only the lockout stops guessing.
+    const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let app = spawn_app_with(kind, "[lockout]\nmax_failures = 5").await;
+    app.add_customer("1001", None, None, Some(SECRET)).await;
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let valid: Vec<String> = [now - 60, now - 30, now, now + 30, now + 60]
+        .iter()
+        .map(|t| totp.generate(*t).to_string())
+        .collect();
+    let guesses: Vec<String> = (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .filter(|g| !valid.contains(g))
+        .take(40)
+        .collect();
+
+    // Act
+    let counts = at_once(
+        &app,
+        VERIFY,
+        guesses.iter().map(|g| verify_params(g)).collect(),
+    )
+    .await;
+    let right = app.verify("1001", &totp.generate(now).to_string()).await;
+
+    // Assert
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("incorrect code".to_string(), 5),
+            ("locked".to_string(), 35)
+        ]),
+        "exactly lockout.max_failures guesses may be judged, however many race"
+    );
+    assert_eq!(
+        right.xml_status(),
+        "locked",
+        "locked even for the right code"
+    );
+}
+both_stores!(
+    parallel_authenticator_guesses_never_exceed_the_lockout_on,
+    parallel_authenticator_guesses_never_exceed_the_lockout
 );

@@ -342,7 +342,7 @@ async fn no_clear_secret_at_rest(kind: StoreKind) {
     let dump = app.store().dump(&app.prefix).await.expect("dump");
     let all: String = dump.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect();
     assert!(
-        all.contains("customer:3008"),
+        all.contains("customer:{3008}"),
         "the dump is not empty: {all}"
     );
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -365,7 +365,7 @@ async fn no_clear_secret_at_rest(kind: StoreKind) {
     // It is there, sealed under the current key.
     let record = dump
         .iter()
-        .find(|(k, _)| k.ends_with("customer:3008"))
+        .find(|(k, _)| k.ends_with("customer:{3008}"))
         .map(|(_, v)| v.clone())
         .expect("record");
     let record: serde_json::Value = serde_json::from_str(&record).expect("JSON");
@@ -426,7 +426,7 @@ async fn totp_key_rotation_redis_old_secrets_open_new_ones_use_new_key() {
     let sealed_of = |dump: &[(String, String)], id: &str| -> String {
         let v = &dump
             .iter()
-            .find(|(k, _)| k.ends_with(&format!("customer:{id}")))
+            .find(|(k, _)| k.ends_with(&format!("customer:{{{id}}}")))
             .expect("record")
             .1;
         let v: serde_json::Value = serde_json::from_str(v).expect("JSON");
