@@ -137,6 +137,7 @@ pub fn from_settings(
 ) -> anyhow::Result<(Arc<dyn EmailSender>, Arc<dyn SmsSender>)> {
     let outbox = || Arc::new(outbox::Outbox::new(settings));
     let email: Arc<dyn EmailSender> = match settings.email_transport() {
+        // `email_transport()` has resolved Auto already.
         EmailTransport::Outbox | EmailTransport::Auto => {
             tracing::warn!(
                 file = %settings.delivery.outbox_file,

@@ -114,14 +114,17 @@ pub async fn extract(
         body.extend_from_slice(&chunk);
     }
 
-    let query = pairs_checked(ctx, form_pairs(req.query_string()), "query string")?;
+    let query = form_pairs(req.query_string()).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?;
+    let query = pairs_checked(ctx, query, "query string")?;
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Vec::new()
     } else {
         let text = std::str::from_utf8(&body)
             .map_err(|_| ctx.err(ErrorKind::BadRequest, "request body is not valid UTF-8"))?;
         let pairs = match media_type(req).as_deref() {
-            Some("application/x-www-form-urlencoded") => form_pairs(text),
+            Some("application/x-www-form-urlencoded") => {
+                form_pairs(text).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?
+            }
             Some("application/xml" | "text/xml") => {
                 xml::parse_params(text).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?
             }
@@ -160,8 +163,23 @@ fn media_type(req: &HttpRequest) -> Option<String> {
     )
 }
 
-fn form_pairs(s: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+/// `a=1&b=x+y%21` → pairs. A percent-escape that decodes to invalid UTF-8 is refused rather than
+/// turned into U+FFFD, as an invalid UTF-8 body is.
+fn form_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
+    let decode = |part: &str| -> Result<String, String> {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| format!("parameter {} is not valid UTF-8", truncate(part, 64)))
+    };
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
 }
 
 /// A JSON body as it was written: `serde_json::Value` keeps only the last of a repeated key, which
@@ -278,4 +296,24 @@ fn pairs_checked(
         }
     }
     Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_pairs;
+
+    #[test]
+    fn form_pairs_decode_and_refuse_invalid_utf8() {
+        assert_eq!(
+            form_pairs("CustomerId=10%2001&authCode_nbest1=one+two&empty&x=").unwrap_or_default(),
+            vec![
+                ("CustomerId".to_string(), "10 01".to_string()),
+                ("authCode_nbest1".to_string(), "one two".to_string()),
+                ("empty".to_string(), String::new()),
+                ("x".to_string(), String::new()),
+            ]
+        );
+        assert!(form_pairs("CustomerId=%FF%FE").is_err());
+        assert!(form_pairs("%C3%28=1").is_err());
+    }
 }

@@ -169,3 +169,42 @@ async fn tls_serves_https_only(kind: StoreKind) {
     );
 }
 both_stores!(tls, tls_serves_https_only);
+
+async fn invalid_utf8_in_percent_escapes_is_refused(kind: StoreKind) {
+    let app = spawn_app_with(kind, "").await;
+    for (what, res) in [
+        (
+            "query",
+            app.client
+                .get(format!(
+                    "{}/v1/check-verified-contact-methods?CustomerId=%FF%FE",
+                    app.address
+                ))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "form body",
+            app.client
+                .post(format!("{}/v1/send-authentication-code", app.address))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("CustomerId=1001&TwoFactorAuthSelectedMethod=%C3%28")
+                .send()
+                .await
+                .unwrap(),
+        ),
+    ] {
+        assert_eq!(res.status().as_u16(), 400, "{what}");
+        let body = res.text().await.unwrap();
+        assert!(
+            body.contains("<status>error</status><message>parameter"),
+            "{what}: {body}"
+        );
+        assert!(body.contains("not valid UTF-8"), "{what}: {body}");
+    }
+}
+both_stores!(
+    invalid_utf8_escapes,
+    invalid_utf8_in_percent_escapes_is_refused
+);
