@@ -10,7 +10,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::both_stores;
 use crate::helpers::{StoreKind, TestApp, first_code, spawn_app_with};
 
-const TIMEOUT_MS: u64 = 500;
+/// The gateway timeout for every exchange expected to succeed, or to fail for a reason other than a
+/// timeout: long enough that a loaded machine never turns a success into a timeout.
+const TIMEOUT_MS: u64 = 10_000;
+/// The gateway timeout for the gateway that never answers: short, so the timeout itself is tested.
+const SILENT_TIMEOUT_MS: u64 = 500;
+/// The slack "fast" allows on top of a test's own timeout.
 const SLACK: Duration = Duration::from_secs(2);
 
 /// A sender name with each character that needs escaping somewhere: `+`, `&`, `"`, and non-ASCII.
@@ -224,13 +229,18 @@ both_stores!(
 /// Gateway settings for the failure cases: a JSON body carrying the code, so the test can see which
 /// code was issued and check that it no longer works.
 fn failing_settings(gw: &MockServer, extra: &str) -> String {
+    failing_settings_timing_out_after(gw, TIMEOUT_MS, extra)
+}
+
+/// The same, with `sms.timeout_ms` set to `timeout_ms`.
+fn failing_settings_timing_out_after(gw: &MockServer, timeout_ms: u64, extra: &str) -> String {
     format!(
         r#"
 [sms]
 url = "{}/send"
 request_headers = ["Content-Type: application/json"]
 request_body = '{{"to":"{{recipient}}","text":"{{message}}"}}'
-timeout_ms = {TIMEOUT_MS}
+timeout_ms = {timeout_ms}
 {extra}
 "#,
         gw.uri()
@@ -244,15 +254,17 @@ async fn code_seen_by(gw: &MockServer) -> String {
     first_code(body["text"].as_str().expect("text"))
 }
 
-async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer) {
+/// Sends, and asserts the send failed within `timeout_ms` (the test's configured gateway timeout)
+/// plus slack and left no usable code.
+async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer, timeout_ms: u64) {
     let started = Instant::now();
     let sent = app.send("3001", "SMS").await;
     let elapsed = started.elapsed();
 
     assert_eq!(sent.xml_status(), "error", "{}", sent.body);
     assert!(
-        elapsed < Duration::from_millis(TIMEOUT_MS) + SLACK,
-        "the failure took {elapsed:?}"
+        elapsed < Duration::from_millis(timeout_ms) + SLACK,
+        "the failure took {elapsed:?}, over sms.timeout_ms = {timeout_ms} plus {SLACK:?}"
     );
     let code = code_seen_by(gw).await;
     assert_eq!(
@@ -265,7 +277,7 @@ async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer) {
 async fn gateway_500_answers_error(kind: StoreKind) {
     let gw = gateway(ResponseTemplate::new(500).set_body_string("boom")).await;
     let app = app_with_sms(kind, &failing_settings(&gw, "")).await;
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
 }
 both_stores!(gateway_500_answers_error_, gateway_500_answers_error);
 
@@ -279,7 +291,7 @@ async fn gateway_200_with_error_body_answers_error(kind: StoreKind) {
         &failing_settings(&gw, r#"failure_body_pattern = '"status"\s*:\s*"error"'"#),
     )
     .await;
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
 }
 both_stores!(
     gateway_200_with_error_body_answers_error_,
@@ -294,7 +306,7 @@ async fn gateway_status_outside_success_statuses_answers_error(kind: StoreKind) 
         &failing_settings(&gw, r#"success_statuses = ["202"]"#),
     )
     .await;
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
 }
 both_stores!(
     gateway_status_outside_success_statuses_answers_error_,
@@ -303,11 +315,15 @@ both_stores!(
 
 async fn gateway_that_never_answers_times_out(kind: StoreKind) {
     let gw = gateway(ResponseTemplate::new(200).set_delay(Duration::from_secs(30))).await;
-    let app = app_with_sms(kind, &failing_settings(&gw, "")).await;
+    let app = app_with_sms(
+        kind,
+        &failing_settings_timing_out_after(&gw, SILENT_TIMEOUT_MS, ""),
+    )
+    .await;
     let started = Instant::now();
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, SILENT_TIMEOUT_MS).await;
     assert!(
-        started.elapsed() >= Duration::from_millis(TIMEOUT_MS),
+        started.elapsed() >= Duration::from_millis(SILENT_TIMEOUT_MS),
         "it waited for the configured timeout"
     );
 }
