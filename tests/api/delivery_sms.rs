@@ -64,7 +64,7 @@ async fn json_gateway_gets_exactly_the_configured_request(kind: StoreKind) {
 [sms]
 method = "POST"
 url = "{}/v1/messages?from={{from}}&to={{recipient}}"
-request_headers = ["Authorization: Bearer tok-123", "Content-Type: application/json", "X-Recipient: {{recipient}}"]
+request_headers = ["Authorization: Bearer tok-123", "Content-Type: application/json", "X-Recipient: {{recipient}}", "X-From: {{from}}"]
 request_body = '{{"to":"{{recipient}}","from":"{{from}}","text":"{{message}}"}}'
 from = {SENDER_TOML}
 message = "{{from}}: code {{code}}, {{minutes}} min"
@@ -99,6 +99,11 @@ timeout_ms = {TIMEOUT_MS}
     assert_eq!(header(&req, "authorization"), "Bearer tok-123");
     assert_eq!(header(&req, "content-type"), "application/json");
     assert_eq!(header(&req, "x-recipient"), "+447911123456");
+    assert_eq!(
+        req.headers["x-from"].as_bytes(),
+        SENDER.as_bytes(),
+        "a header carries the sender name as it is, UTF-8 included"
+    );
     let body: serde_json::Value = serde_json::from_slice(&req.body).expect("the body is JSON");
     let text = body["text"].as_str().expect("text");
     let code = first_code(text);
@@ -224,6 +229,59 @@ timeout_ms = {TIMEOUT_MS}
 both_stores!(
     get_gateway_carries_everything_in_the_url_,
     get_gateway_carries_everything_in_the_url
+);
+
+async fn xml_gateway_gets_exactly_the_configured_request(kind: StoreKind) {
+    // Arrange: an XML API; the sender name carries a line break that would start a new header.
+    let gw = gateway(ResponseTemplate::new(200).set_body_string("<ok/>")).await;
+    let app = app_with_sms(
+        kind,
+        &format!(
+            r#"
+[sms]
+method = "POST"
+url = "{}/xml"
+request_headers = ["Content-Type: text/xml", "X-From: {{from}}"]
+request_body = "<sms><to>{{recipient}}</to><from>{{from}}</from><text>{{message}}</text></sms>"
+from = "Bänk & Co \"+\"\r\nX-Evil: 1"
+message = "Code {{code}} < {{minutes}} min & 'safe'"
+timeout_ms = {TIMEOUT_MS}
+"#,
+            gw.uri()
+        ),
+    )
+    .await;
+
+    // Act
+    let sent = app.send("3001", "SMS").await;
+
+    // Assert
+    assert_eq!(sent.xml_status(), "success", "{}", sent.body);
+    let req = only_request(&gw).await;
+    assert_eq!(req.method.as_str(), "POST");
+    assert_eq!(req.url.path(), "/xml");
+    assert_eq!(header(&req, "content-type"), "text/xml");
+    assert_eq!(
+        req.headers["x-from"].as_bytes(),
+        "Bänk & Co \"+\"X-Evil: 1".as_bytes(),
+        "a header value loses its line breaks, so it cannot start another header"
+    );
+    assert!(req.headers.get("x-evil").is_none(), "no injected header");
+    let body = String::from_utf8(req.body.clone()).expect("UTF-8 body");
+    let code = first_code(&body);
+    assert_eq!(
+        body,
+        format!(
+            "<sms><to>447911123456</to><from>Bänk &amp; Co &quot;+&quot;&#13;\nX-Evil: 1</from>\
+             <text>Code {code} &lt; 5 min &amp; &apos;safe&apos;</text></sms>"
+        ),
+        "each value is XML-escaped where it lands (a CR as &#13;, which XML's line-end handling keeps)"
+    );
+    assert_eq!(app.verify("3001", &code).await.xml_status(), "success");
+}
+both_stores!(
+    xml_gateway_gets_exactly_the_configured_request_,
+    xml_gateway_gets_exactly_the_configured_request
 );
 
 /// Gateway settings for the failure cases: a JSON body carrying the code, so the test can see which
