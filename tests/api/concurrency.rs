@@ -50,8 +50,16 @@ fn wrong(code: &str, i: usize) -> String {
     format!("{:0w$}", (n + 1 + i as u64) % m, w = code.len())
 }
 
+/// Server workers for these tests: several, so the racing requests run on different threads and
+/// race in the store, rather than taking turns on the harness's single worker.
+const WORKERS: &str = "[server]\nworkers = 4\n";
+
 async fn app(kind: StoreKind, overrides: &str) -> TestApp {
-    let app = spawn_app_with(kind, overrides).await;
+    let app = spawn_app_with(kind, &format!("{WORKERS}{overrides}")).await;
+    assert_eq!(
+        app.state.settings.server.workers, 4,
+        "the race needs several workers"
+    );
     app.add_customer("1001", Some(ALICE), None, None).await;
     app
 }

@@ -10,7 +10,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::both_stores;
 use crate::helpers::{StoreKind, TestApp, first_code, spawn_app_with};
 
-const TIMEOUT_MS: u64 = 500;
+/// The gateway timeout for every exchange expected to succeed, or to fail for a reason other than a
+/// timeout: long enough that a loaded machine never turns a success into a timeout.
+const TIMEOUT_MS: u64 = 10_000;
+/// The gateway timeout for the gateway that never answers: short, so the timeout itself is tested.
+const SILENT_TIMEOUT_MS: u64 = 500;
+/// The slack "fast" allows on top of a test's own timeout.
 const SLACK: Duration = Duration::from_secs(2);
 
 /// A sender name with each character that needs escaping somewhere: `+`, `&`, `"`, and non-ASCII.
@@ -59,7 +64,7 @@ async fn json_gateway_gets_exactly_the_configured_request(kind: StoreKind) {
 [sms]
 method = "POST"
 url = "{}/v1/messages?from={{from}}&to={{recipient}}"
-request_headers = ["Authorization: Bearer tok-123", "Content-Type: application/json", "X-Recipient: {{recipient}}"]
+request_headers = ["Authorization: Bearer tok-123", "Content-Type: application/json", "X-Recipient: {{recipient}}", "X-From: {{from}}"]
 request_body = '{{"to":"{{recipient}}","from":"{{from}}","text":"{{message}}"}}'
 from = {SENDER_TOML}
 message = "{{from}}: code {{code}}, {{minutes}} min"
@@ -94,6 +99,11 @@ timeout_ms = {TIMEOUT_MS}
     assert_eq!(header(&req, "authorization"), "Bearer tok-123");
     assert_eq!(header(&req, "content-type"), "application/json");
     assert_eq!(header(&req, "x-recipient"), "+447911123456");
+    assert_eq!(
+        req.headers["x-from"].as_bytes(),
+        SENDER.as_bytes(),
+        "a header carries the sender name as it is, UTF-8 included"
+    );
     let body: serde_json::Value = serde_json::from_slice(&req.body).expect("the body is JSON");
     let text = body["text"].as_str().expect("text");
     let code = first_code(text);
@@ -221,16 +231,74 @@ both_stores!(
     get_gateway_carries_everything_in_the_url
 );
 
+async fn xml_gateway_gets_exactly_the_configured_request(kind: StoreKind) {
+    // Arrange: an XML API; the sender name carries a line break that would start a new header.
+    let gw = gateway(ResponseTemplate::new(200).set_body_string("<ok/>")).await;
+    let app = app_with_sms(
+        kind,
+        &format!(
+            r#"
+[sms]
+method = "POST"
+url = "{}/xml"
+request_headers = ["Content-Type: text/xml", "X-From: {{from}}"]
+request_body = "<sms><to>{{recipient}}</to><from>{{from}}</from><text>{{message}}</text></sms>"
+from = "Bänk & Co \"+\"\r\nX-Evil: 1"
+message = "Code {{code}} < {{minutes}} min & 'safe'"
+timeout_ms = {TIMEOUT_MS}
+"#,
+            gw.uri()
+        ),
+    )
+    .await;
+
+    // Act
+    let sent = app.send("3001", "SMS").await;
+
+    // Assert
+    assert_eq!(sent.xml_status(), "success", "{}", sent.body);
+    let req = only_request(&gw).await;
+    assert_eq!(req.method.as_str(), "POST");
+    assert_eq!(req.url.path(), "/xml");
+    assert_eq!(header(&req, "content-type"), "text/xml");
+    assert_eq!(
+        req.headers["x-from"].as_bytes(),
+        "Bänk & Co \"+\"X-Evil: 1".as_bytes(),
+        "a header value loses its line breaks, so it cannot start another header"
+    );
+    assert!(req.headers.get("x-evil").is_none(), "no injected header");
+    let body = String::from_utf8(req.body.clone()).expect("UTF-8 body");
+    let code = first_code(&body);
+    assert_eq!(
+        body,
+        format!(
+            "<sms><to>447911123456</to><from>Bänk &amp; Co &quot;+&quot;&#13;\nX-Evil: 1</from>\
+             <text>Code {code} &lt; 5 min &amp; &apos;safe&apos;</text></sms>"
+        ),
+        "each value is XML-escaped where it lands (a CR as &#13;, which XML's line-end handling keeps)"
+    );
+    assert_eq!(app.verify("3001", &code).await.xml_status(), "success");
+}
+both_stores!(
+    xml_gateway_gets_exactly_the_configured_request_,
+    xml_gateway_gets_exactly_the_configured_request
+);
+
 /// Gateway settings for the failure cases: a JSON body carrying the code, so the test can see which
 /// code was issued and check that it no longer works.
 fn failing_settings(gw: &MockServer, extra: &str) -> String {
+    failing_settings_timing_out_after(gw, TIMEOUT_MS, extra)
+}
+
+/// The same, with `sms.timeout_ms` set to `timeout_ms`.
+fn failing_settings_timing_out_after(gw: &MockServer, timeout_ms: u64, extra: &str) -> String {
     format!(
         r#"
 [sms]
 url = "{}/send"
 request_headers = ["Content-Type: application/json"]
 request_body = '{{"to":"{{recipient}}","text":"{{message}}"}}'
-timeout_ms = {TIMEOUT_MS}
+timeout_ms = {timeout_ms}
 {extra}
 "#,
         gw.uri()
@@ -244,15 +312,17 @@ async fn code_seen_by(gw: &MockServer) -> String {
     first_code(body["text"].as_str().expect("text"))
 }
 
-async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer) {
+/// Sends, and asserts the send failed within `timeout_ms` (the test's configured gateway timeout)
+/// plus slack and left no usable code.
+async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer, timeout_ms: u64) {
     let started = Instant::now();
     let sent = app.send("3001", "SMS").await;
     let elapsed = started.elapsed();
 
     assert_eq!(sent.xml_status(), "error", "{}", sent.body);
     assert!(
-        elapsed < Duration::from_millis(TIMEOUT_MS) + SLACK,
-        "the failure took {elapsed:?}"
+        elapsed < Duration::from_millis(timeout_ms) + SLACK,
+        "the failure took {elapsed:?}, over sms.timeout_ms = {timeout_ms} plus {SLACK:?}"
     );
     let code = code_seen_by(gw).await;
     assert_eq!(
@@ -265,7 +335,7 @@ async fn assert_fails_cleanly(app: &TestApp, gw: &MockServer) {
 async fn gateway_500_answers_error(kind: StoreKind) {
     let gw = gateway(ResponseTemplate::new(500).set_body_string("boom")).await;
     let app = app_with_sms(kind, &failing_settings(&gw, "")).await;
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
 }
 both_stores!(gateway_500_answers_error_, gateway_500_answers_error);
 
@@ -279,7 +349,7 @@ async fn gateway_200_with_error_body_answers_error(kind: StoreKind) {
         &failing_settings(&gw, r#"failure_body_pattern = '"status"\s*:\s*"error"'"#),
     )
     .await;
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
 }
 both_stores!(
     gateway_200_with_error_body_answers_error_,
@@ -294,7 +364,7 @@ async fn gateway_status_outside_success_statuses_answers_error(kind: StoreKind) 
         &failing_settings(&gw, r#"success_statuses = ["202"]"#),
     )
     .await;
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
 }
 both_stores!(
     gateway_status_outside_success_statuses_answers_error_,
@@ -303,11 +373,15 @@ both_stores!(
 
 async fn gateway_that_never_answers_times_out(kind: StoreKind) {
     let gw = gateway(ResponseTemplate::new(200).set_delay(Duration::from_secs(30))).await;
-    let app = app_with_sms(kind, &failing_settings(&gw, "")).await;
+    let app = app_with_sms(
+        kind,
+        &failing_settings_timing_out_after(&gw, SILENT_TIMEOUT_MS, ""),
+    )
+    .await;
     let started = Instant::now();
-    assert_fails_cleanly(&app, &gw).await;
+    assert_fails_cleanly(&app, &gw, SILENT_TIMEOUT_MS).await;
     assert!(
-        started.elapsed() >= Duration::from_millis(TIMEOUT_MS),
+        started.elapsed() >= Duration::from_millis(SILENT_TIMEOUT_MS),
         "it waited for the configured timeout"
     );
 }

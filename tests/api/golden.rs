@@ -1,5 +1,7 @@
 //! Golden responses: every response shape a callflow sees, compared byte for byte with
-//! `fixtures/xml/responses/*.xml`, on the compiled-in default statuses (what GIA gets out of the box).
+//! `fixtures/xml/responses/*.xml`, on the compiled-in default statuses (what GIA gets out of the box),
+//! refusals included: each malformed-request class (400, 405, 413, 415) and the caller checks (401,
+//! 403), `<message>` and all.
 //! Also: renamed statuses show up in every answer, 4xx ones included.
 
 use crate::both_stores;
@@ -36,6 +38,13 @@ const GOLDEN: &[&str] = &[
     "code_success.xml",
     "code_incorrect_code.xml",
     "code_error_missing_code.xml",
+    "send_error_body_too_large.xml",
+    "code_error_unsupported_content_type.xml",
+    "check_methods_error_bad_xml.xml",
+    "send_error_bad_json.xml",
+    "send_error_unknown_method.xml",
+    "code_error_unauthorized.xml",
+    "check_methods_error_forbidden.xml",
 ];
 
 async fn app(kind: StoreKind, extra: &str) -> TestApp {
@@ -128,6 +137,55 @@ async fn every_response_shape_matches_its_golden_file(kind: StoreKind) {
         app.get(VERIFY, &[("CustomerId", "1003")]).await,
     ));
 
+    // Malformed requests, one per class, as GIA would receive each answer.
+    let too_large =
+        "CustomerId=1003&pad=".to_string() + &"x".repeat(app.state.settings.server.max_body_bytes);
+    cases.push((
+        "send_error_body_too_large.xml",
+        413,
+        app.post_raw(SEND, "application/x-www-form-urlencoded", too_large)
+            .await,
+    ));
+    cases.push((
+        "code_error_unsupported_content_type.xml",
+        415,
+        app.post_raw(VERIFY, "text/plain", "CustomerId=1003&authCode_nbest1=1")
+            .await,
+    ));
+    cases.push((
+        "check_methods_error_bad_xml.xml",
+        400,
+        app.post_raw(METHODS, "application/xml", "<r><CustomerId>1003</r>")
+            .await,
+    ));
+    cases.push((
+        "send_error_bad_json.xml",
+        400,
+        app.post_raw(SEND, "application/json", r#"{"CustomerId": "1003","#)
+            .await,
+    ));
+    cases.push((
+        "send_error_unknown_method.xml",
+        400,
+        app.send("1003", "Fax").await,
+    ));
+    let basic = app_with_security(
+        kind,
+        "auth_scheme = \"basic\"\nuser_id = \"gia\"\npassword = \"s3cret\"",
+    )
+    .await;
+    cases.push((
+        "code_error_unauthorized.xml",
+        401,
+        basic.verify("1003", "123456").await,
+    ));
+    let elsewhere = app_with_security(kind, "allowed_networks = [\"10.0.0.0/8\"]").await;
+    cases.push((
+        "check_methods_error_forbidden.xml",
+        403,
+        elsewhere.methods("1003").await,
+    ));
+
     // Assert
     for (file, http, answer) in &cases {
         assert_golden(file, *http, answer);
@@ -141,6 +199,11 @@ both_stores!(
     every_response_shape_matches_its_golden_file_on,
     every_response_shape_matches_its_golden_file
 );
+
+/// The golden app with `security` (TOML lines) as its `[security]` table.
+async fn app_with_security(kind: StoreKind, security: &str) -> TestApp {
+    app(kind, &format!("[security]\n{security}")).await
+}
 
 async fn app_plus(kind: StoreKind) -> TestApp {
     app(kind, "[sms]\nplus_symbol_before_recipient_number = true").await
@@ -216,7 +279,7 @@ max_failures = 2
         ("send", &sent, "verified"),
         ("send over the limit", &limited, "too many"),
         ("missing method (400)", &malformed, "fault"),
-        ("PUT (405)", &not_allowed, "fault"),
+        ("DELETE (405)", &not_allowed, "fault"),
         ("wrong code", &incorrect, "retry"),
         ("right code", &verified, "verified"),
         ("used code", &expired, "resend"),

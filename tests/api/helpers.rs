@@ -6,13 +6,14 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::web;
 use twofactor::config::Settings;
 use twofactor::startup::Application;
-use twofactor::state::AppState;
+use twofactor::state::{AppState, Clock};
 use twofactor::store::Store;
 
 /// Which store a test runs on; every flow test runs on both.
@@ -213,6 +214,38 @@ pub async fn spawn_app_customised(
         prefix,
         dir,
     }
+}
+
+/// A clock tests set by hand, for the `Clock` seam: step boundaries and expiries are chosen, not met
+/// by chance.
+pub struct TestClock(AtomicU64);
+
+impl TestClock {
+    /// Starts 15 s into a 30 s TOTP step, as far as possible from both of its edges.
+    pub fn mid_step() -> Arc<TestClock> {
+        Arc::new(TestClock(AtomicU64::new(1_800_000_015)))
+    }
+    pub fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn advance(&self, seconds: u64) {
+        self.0.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_unix(&self) -> u64 {
+        self.now()
+    }
+}
+
+/// Like `spawn_app_with`, but on `clock`.
+pub async fn spawn_app_with_clock(
+    kind: StoreKind,
+    overrides: &str,
+    clock: Arc<TestClock>,
+) -> TestApp {
+    spawn_app_customised(kind, overrides, |state| state.clock = clock).await
 }
 
 pub fn rand_u64() -> u64 {

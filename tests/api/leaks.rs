@@ -1,13 +1,39 @@
 //! After a full run of the real binary — every flow, wrong codes, a lockout — neither its logs nor the
 //! Redis keyspace hold a code, a secret or a password, and emails and numbers appear only masked.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::helpers::{TEST_KEY, first_code, free_port, rand_u64, redis};
+use crate::helpers::{TEST_KEY, first_code, rand_u64, redis};
 
 const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const PASSWORD: &str = "caller-pw-6f1c2b";
+/// A number outside the allowed countries: its refusal is logged, with the number masked.
+const REFUSED_PHONE: &str = "+14155552671";
+/// How long the binary gets to start, and to stop after SIGTERM.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The service process, killed if the test ends (or panics) while it still runs.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Both log files, stdout then stderr.
+fn read_logs(stdout: &Path, stderr: &Path) -> String {
+    format!(
+        "{}{}",
+        std::fs::read_to_string(stdout).unwrap_or_default(),
+        std::fs::read_to_string(stderr).unwrap_or_default()
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_keyspace_hold_no_code_secret_or_password() {
@@ -18,17 +44,20 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         &seed,
         serde_json::json!([
             { "id": "1001", "email": "alice@example.com", "phone": "+447911123456", "totp_secret": TOTP_SECRET },
-            { "id": "1002", "email": "bob@example.com" }
+            { "id": "1002", "email": "bob@example.com" },
+            { "id": "1003", "phone": REFUSED_PHONE }
         ])
         .to_string(),
     )
     .unwrap();
     let outbox = dir.path().join("outbox.jsonl");
-    let port = free_port();
+    let (stdout_path, stderr_path) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
     let prefix = format!("leak{:x}:", rand_u64());
+    // Port 0: the service binds a free port itself and logs it, so no other process can take it
+    // between choosing and binding.
     let child = Command::new(env!("CARGO_BIN_EXE_twofactor"))
         .arg("serve")
-        .env("TFA__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TFA__SERVER__BIND", "127.0.0.1:0")
         .env("TFA__STORE__URL", redis().url())
         .env("TFA__STORE__KEY_PREFIX", &prefix)
         .env("TFA__SECURITY__ENCRYPTION_KEY", TEST_KEY)
@@ -40,21 +69,57 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         .env("TFA__CODES__DIGITS", "8")
         .env("TFA__TOTP__DIGITS", "8")
         .env("TFA__LOCKOUT__MAX_FAILURES", "3")
+        .env("TFA__SMS__ALLOWED_COUNTRY_CODES", "[\"44\"]")
         .env("TFA__LOG__FORMAT", "json")
         .env("TFA__LOG__FILTER", "debug")
         .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        // Files, not pipes: nothing reads a pipe while the test runs, and a full one would block
+        // the service.
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
+    let mut service = Service(child);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let port_re = regex::Regex::new(r#""port":(\d+)"#).unwrap();
+    let started = Instant::now();
+    let mut base = None;
+    while started.elapsed() < DEADLINE {
+        if let Some(status) = service.0.try_wait().unwrap() {
+            panic!(
+                "the service exited at start ({status}): {}",
+                read_logs(&stdout_path, &stderr_path)
+            );
+        }
+        let logs = read_logs(&stdout_path, &stderr_path);
+        let port = logs
+            .lines()
+            .filter(|l| l.contains("\"listening\""))
+            .find_map(|l| port_re.captures(l)?[1].parse::<u16>().ok());
+        if let Some(port) = port {
+            let url = format!("http://127.0.0.1:{port}");
+            let healthy = client
+                .get(format!("{url}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                base = Some(url);
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let Some(base) = base else {
+        panic!(
+            "the service was not healthy within {DEADLINE:?}: {}",
+            read_logs(&stdout_path, &stderr_path)
+        );
+    };
     let call = |path: &'static str, params: Vec<(&'static str, String)>| {
         let req = client
             .post(format!("{base}/v1/{path}"))
@@ -137,34 +202,67 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
     }
     codes.push(bob);
 
+    // A refused SMS: the one place this run logs a contact, which must be masked.
+    let refused = call(
+        "send-authentication-code",
+        vec![id("1003"), ("TwoFactorAuthSelectedMethod", "SMS".into())],
+    )
+    .await;
+    assert!(
+        refused.contains("<status>error</status>"),
+        "a country outside the allow-list is refused (send_limited, `error` by default): {refused}"
+    );
+
     let store = twofactor::store::connect(&redis().url()).await.unwrap();
     let keyspace = format!("{:?}", store.dump(&prefix).await.unwrap());
-    let stopped = Command::new("kill")
+    let pid = service.0.id().to_string();
+    let signalled = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(&pid)
         .status()
         .unwrap();
-    assert!(stopped.success());
-    let output = child.wait_with_output().unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(signalled.success(), "kill -TERM {pid}");
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = service.0.try_wait().unwrap() {
+            break status;
+        }
+        if stopping.elapsed() > DEADLINE {
+            // Dropping `service` kills it.
+            panic!(
+                "the service did not stop within {DEADLINE:?} of SIGTERM: {}",
+                read_logs(&stdout_path, &stderr_path)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let logs = read_logs(&stdout_path, &stderr_path);
 
     // Assert
     assert!(
-        output.status.success(),
-        "SIGTERM stops the service cleanly: {:?}",
-        output.status
+        status.success(),
+        "SIGTERM stops the service cleanly: {status:?}"
     );
+    let audit: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("\"event\":\"send\""))
+        .collect();
+    assert!(!audit.is_empty(), "audit lines are there to scan: {logs}");
+    for customer in ["1001", "1002", "1003"] {
+        assert!(
+            audit
+                .iter()
+                .any(|l| l.contains(&format!("\"customer\":\"{customer}\""))),
+            "a send audit line names customer {customer}: {audit:#?}"
+        );
+    }
+    let masked = twofactor::domain::PhoneNumber::parse(REFUSED_PHONE)
+        .unwrap()
+        .masked();
     assert!(
-        logs.contains("\"event\":\"send\""),
-        "audit lines are there to scan: {logs}"
-    );
-    assert!(
-        logs.contains("a***@example.com") || logs.contains("\"customer\""),
-        "{logs}"
+        logs.lines()
+            .any(|l| l.contains("SMS send refused") && l.contains(&masked)),
+        "the refusal names the number masked as {masked}: {logs}"
     );
     let raw_secret = totp_rs::Secret::try_from_base32(TOTP_SECRET)
         .unwrap()
@@ -186,7 +284,12 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
             "keyspace holds {secret:?}: {keyspace}"
         );
     }
-    for contact in ["alice@example.com", "bob@example.com", "447911123456"] {
+    for contact in [
+        "alice@example.com",
+        "bob@example.com",
+        "447911123456",
+        "14155552671",
+    ] {
         assert!(!logs.contains(contact), "logs hold {contact} unmasked");
     }
     assert!(

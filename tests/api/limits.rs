@@ -8,6 +8,16 @@ use crate::helpers::{StoreKind, TestApp, spawn_app_with};
 
 const ALICE: &str = "alice@example.com";
 
+/// Send windows and locks that a test waits out: long enough that the "still limited" or "still
+/// locked" checks land inside them on a loaded machine.
+const WAIT_OUT_SECONDS: u64 = 2;
+
+/// Sleeps until a window or lock of `WAIT_OUT_SECONDS` started just before has ended, with half a
+/// second to spare.
+async fn wait_out() {
+    tokio::time::sleep(Duration::from_secs(WAIT_OUT_SECONDS) + Duration::from_millis(500)).await;
+}
+
 /// A wrong code of the same length as `code`.
 fn wrong(code: &str) -> String {
     code.chars()
@@ -88,12 +98,16 @@ both_stores!(
 
 async fn the_send_window_ends(kind: StoreKind) {
     // Arrange
-    let app = app(kind, "[codes]\nmax_sends = 1\nsend_window_seconds = 1").await;
+    let app = app(
+        kind,
+        &format!("[codes]\nmax_sends = 1\nsend_window_seconds = {WAIT_OUT_SECONDS}"),
+    )
+    .await;
     send_code(&app).await;
     assert_eq!(app.send("1001", "Email").await.xml_status(), "send limited");
 
     // Act
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    wait_out().await;
     let later = app.send("1001", "Email").await;
 
     // Assert
@@ -209,7 +223,9 @@ async fn too_many_wrong_codes_lock_the_customer(kind: StoreKind) {
     // Arrange
     let app = app(
         kind,
-        "[codes]\nmax_verify_attempts = 10\n[lockout]\nmax_failures = 3\nduration_seconds = 1",
+        &format!(
+            "[codes]\nmax_verify_attempts = 10\n[lockout]\nmax_failures = 3\nduration_seconds = {WAIT_OUT_SECONDS}"
+        ),
     )
     .await;
     let code = send_code(&app).await;
@@ -242,7 +258,7 @@ async fn too_many_wrong_codes_lock_the_customer(kind: StoreKind) {
     );
 
     // The lock ends after lockout.duration_seconds, and the customer can start again.
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    wait_out().await;
     let code = send_code(&app).await;
     assert_eq!(app.verify("1001", &code).await.xml_status(), "success");
 }

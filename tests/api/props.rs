@@ -1,4 +1,5 @@
-//! Property tests: arbitrary bytes at the parsers and the server never make a 5xx or a panic.
+//! Property tests: arbitrary strings at the parsers and arbitrary bytes at the server (body and query
+//! string) never make a 5xx or a panic.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -12,6 +13,18 @@ proptest! {
     #[test]
     fn xml_parser_never_panics(doc in "(<[a-zA-Z!?/&;#\\[\\]\"= x0-9-]{0,12}>?|[^<]{0,8}){0,24}") {
         let _ = twofactor::xml::parse_params(&doc);
+    }
+
+    #[test]
+    fn xml_parser_never_panics_on_any_string(doc in any::<String>()) {
+        let _ = twofactor::xml::parse_params(&doc);
+    }
+
+    #[test]
+    fn normaliser_yields_digits_or_nothing_for_any_string(raw in any::<String>()) {
+        if let Some(code) = twofactor::codes::normalise_code(&raw) {
+            prop_assert!(!code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()), "{raw:?} gave {code:?}");
+        }
     }
 
     #[test]
@@ -108,3 +121,79 @@ async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
     });
 }
 both_stores!(arbitrary_requests, arbitrary_requests_never_fail_the_server);
+
+/// Every byte percent-encoded except `&` and `=`, so arbitrary bytes keep making an arbitrary
+/// structure of parameters (names and values any bytes, UTF-8 or not) in a URL that stays valid.
+const QUERY_BYTES: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'&').remove(b'=');
+
+/// Arbitrary bytes in the query string of a GET, after no, some or all of a valid request's
+/// parameters, at every endpoint.
+async fn arbitrary_query_bytes_never_fail_the_server(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, "").await;
+    app.add_customer(
+        "1001",
+        Some("alice@example.com"),
+        Some("+447911123456"),
+        None,
+    )
+    .await;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        ..Config::default()
+    });
+    let strategy = (
+        prop_oneof![
+            Just("/v1/check-verified-contact-methods"),
+            Just("/v1/send-authentication-code"),
+            Just("/v1/code-authentication")
+        ],
+        prop_oneof![
+            Just(""),
+            Just("CustomerId=1001&"),
+            Just("CustomerId=1001&TwoFactorAuthSelectedMethod=Email&authCode_nbest1="),
+        ],
+        proptest::collection::vec(any::<u8>(), 0..600),
+    );
+
+    // Act / Assert
+    tokio::task::block_in_place(|| {
+        runner
+            .run(&strategy, |(path, valid, bytes)| {
+                let root = twofactor::xml::Endpoint::from_path(path).unwrap().root();
+                let query = format!(
+                    "{valid}{}",
+                    percent_encoding::percent_encode(&bytes, QUERY_BYTES)
+                );
+                let (status, ct, text) = handle.block_on(async {
+                    let res = app
+                        .client
+                        .get(format!("{}{path}?{query}", app.address))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = res.status().as_u16();
+                    let ct = res
+                        .headers()
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    (status, ct, res.text().await.unwrap())
+                });
+                prop_assert!(status < 500, "{path}?{query} answered {status}: {text}");
+                prop_assert_eq!(ct.as_deref(), Some("application/xml; charset=utf-8"));
+                prop_assert!(
+                    text.starts_with(&format!("<{root}><status>")),
+                    "{path}?{query}: {}",
+                    text
+                );
+                Ok(())
+            })
+            .unwrap();
+    });
+}
+both_stores!(
+    arbitrary_query_bytes,
+    arbitrary_query_bytes_never_fail_the_server
+);

@@ -32,11 +32,16 @@ fn prefix() -> String {
     format!("sc{:016x}:", rand_u64())
 }
 
-const SHORT: Duration = Duration::from_millis(300);
+/// A TTL for the expiry phases. Before it runs out a test makes at most two round trips, so a second
+/// leaves ample room on a loaded machine; every "still there" phase with more steps uses `LONG`.
+const SHORT: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(60);
+/// A TTL for keys only ever checked after expiry (nothing reads them while they live).
+const BRIEF: Duration = Duration::from_millis(300);
 
+/// Waits until a key set `ttl` ago has expired, with half a second to spare.
 async fn past(ttl: Duration) {
-    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    tokio::time::sleep(ttl + Duration::from_millis(500)).await;
 }
 
 async fn set_get_and_expiry(store: Arc<dyn Store>, p: String) {
@@ -47,9 +52,7 @@ async fn set_get_and_expiry(store: Arc<dyn Store>, p: String) {
     );
 
     store.set(&keep, "v1", None).await.unwrap();
-    store.set(&brief, "v2", Some(SHORT)).await.unwrap();
     assert_eq!(store.get(&keep).await.unwrap().as_deref(), Some("v1"));
-    assert_eq!(store.get(&brief).await.unwrap().as_deref(), Some("v2"));
     assert_eq!(store.get(&missing).await.unwrap(), None, "never set");
 
     store.set(&keep, "v3", None).await.unwrap();
@@ -64,6 +67,9 @@ async fn set_get_and_expiry(store: Arc<dyn Store>, p: String) {
     store.set(&renewed, "a", Some(SHORT)).await.unwrap();
     store.set(&renewed, "b", None).await.unwrap();
 
+    // Set last, read back at once: one round trip inside SHORT.
+    store.set(&brief, "v2", Some(SHORT)).await.unwrap();
+    assert_eq!(store.get(&brief).await.unwrap().as_deref(), Some("v2"));
     past(SHORT).await;
     assert_eq!(store.get(&brief).await.unwrap(), None, "expired");
     assert_eq!(
@@ -80,13 +86,14 @@ async fn set_get_and_expiry(store: Arc<dyn Store>, p: String) {
 both_backends!(set_get_and_expiry_agree, set_get_and_expiry);
 
 async fn set_nx_sets_only_once(store: Arc<dyn Store>, p: String) {
+    // Set only once, on a key that lives through every step.
     let k = format!("{p}nx");
     assert!(
-        store.set_nx(&k, "first", SHORT).await.unwrap(),
+        store.set_nx(&k, "first", LONG).await.unwrap(),
         "absent: set"
     );
     assert!(
-        !store.set_nx(&k, "second", SHORT).await.unwrap(),
+        !store.set_nx(&k, "second", LONG).await.unwrap(),
         "present: not set"
     );
     assert_eq!(
@@ -94,12 +101,20 @@ async fn set_nx_sets_only_once(store: Arc<dyn Store>, p: String) {
         Some("first"),
         "the loser changes nothing"
     );
+
+    // Expiry, on a key of its own: set, refused once (one round trip inside SHORT), then expired.
+    let short = format!("{p}nx-short");
+    assert!(store.set_nx(&short, "first", SHORT).await.unwrap());
+    assert!(
+        !store.set_nx(&short, "second", SHORT).await.unwrap(),
+        "present until its TTL ends"
+    );
     past(SHORT).await;
     assert!(
-        store.set_nx(&k, "third", SHORT).await.unwrap(),
+        store.set_nx(&short, "third", SHORT).await.unwrap(),
         "expired counts as absent"
     );
-    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("third"));
+    assert_eq!(store.get(&short).await.unwrap().as_deref(), Some("third"));
 }
 both_backends!(set_nx_sets_only_once_agree, set_nx_sets_only_once);
 
@@ -128,17 +143,19 @@ both_backends!(
 
 async fn incr_window_counts_within_a_fixed_window(store: Arc<dyn Store>, p: String) {
     let k = format!("{p}count");
-    let window = Duration::from_millis(600);
+    let window = Duration::from_secs(2);
     assert_eq!(store.incr_window(&k, window).await.unwrap(), 1);
     assert_eq!(store.incr_window(&k, window).await.unwrap(), 2);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // 0.8 s in: over a second to spare inside the window.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         store.incr_window(&k, window).await.unwrap(),
         3,
         "still in the window"
     );
-    // The window started at the first increment: later increments do not extend it.
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    // The window started at the first increment: later increments do not extend it. 2.5 s after the
+    // first increment, half a second past its window (but not past one started by the third).
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(
         store.incr_window(&k, window).await.unwrap(),
         1,
@@ -252,8 +269,13 @@ async fn check_code_is_atomic_limited_and_single_use(store: Arc<dyn Store>, p: S
         CodeCheck::Exhausted
     );
 
-    // Expiry.
+    // Expiry: pending (one round trip inside SHORT), then gone.
     store.put_code(&k, "right", SHORT).await.unwrap();
+    assert_eq!(
+        store.check_code(&k, "wrong", 3).await.unwrap(),
+        CodeCheck::Wrong { attempts: 1 },
+        "pending until its TTL ends"
+    );
     past(SHORT).await;
     assert_eq!(
         store.check_code(&k, "right", 3).await.unwrap(),
@@ -307,28 +329,38 @@ both_backends!(
 );
 
 async fn advance_step_only_moves_forward(store: Arc<dyn Store>, p: String) {
+    // The ordering, on a key that lives through every step.
     let k = format!("{p}step");
     assert!(
-        store.advance_step(&k, 0, SHORT).await.unwrap(),
+        store.advance_step(&k, 0, LONG).await.unwrap(),
         "any step is new at first, 0 included"
     );
-    assert!(store.advance_step(&k, 5, SHORT).await.unwrap(), "forward");
+    assert!(store.advance_step(&k, 5, LONG).await.unwrap(), "forward");
     assert!(
-        !store.advance_step(&k, 5, SHORT).await.unwrap(),
+        !store.advance_step(&k, 5, LONG).await.unwrap(),
         "the same step is a replay"
     );
     assert!(
-        !store.advance_step(&k, 4, SHORT).await.unwrap(),
+        !store.advance_step(&k, 4, LONG).await.unwrap(),
         "an older step is a replay"
     );
     assert!(
-        store.advance_step(&k, 6, SHORT).await.unwrap(),
+        store.advance_step(&k, 6, LONG).await.unwrap(),
         "strictly greater"
     );
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("6"));
+
+    // Expiry, on a key of its own: a step, its replay refused (one round trip inside SHORT), then
+    // an older step accepted once the memory is gone.
+    let short = format!("{p}step-short");
+    assert!(store.advance_step(&short, 6, SHORT).await.unwrap());
+    assert!(
+        !store.advance_step(&short, 3, SHORT).await.unwrap(),
+        "remembered until its TTL ends"
+    );
     past(SHORT).await;
     assert!(
-        store.advance_step(&k, 3, SHORT).await.unwrap(),
+        store.advance_step(&short, 3, SHORT).await.unwrap(),
         "the memory of steps expires"
     );
 }
@@ -352,7 +384,7 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
         .await
         .unwrap();
     store
-        .set(&format!("{p}gone"), "x", Some(SHORT))
+        .set(&format!("{p}gone"), "x", Some(BRIEF))
         .await
         .unwrap();
     store
@@ -365,7 +397,7 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
         .set(&format!("{p}?x"), "question", None)
         .await
         .unwrap();
-    past(SHORT).await;
+    past(BRIEF).await;
 
     // Act
     let mine = store.dump(&p).await.unwrap();

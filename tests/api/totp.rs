@@ -1,46 +1,15 @@
 //! Authenticator apps end to end: skew, replay (also across instances sharing Redis), the choice
 //! recorded by sending for `Authenticator`, lockout, enrolment's QR code, secrets at rest, rotation.
 //!
-//! Most tests run on a settable clock (the `Clock` seam), so step boundaries are chosen, not met by
-//! chance; the QR test uses the real clock to cover that path too.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Most tests run on a settable clock (`helpers::TestClock`, through the `Clock` seam), so step
+//! boundaries are chosen, not met by chance; the QR test uses the real clock to cover that path too.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use twofactor::state::Clock;
 
 use crate::admin::{ADMIN, enrol, put_customer};
 use crate::both_stores;
-use crate::helpers::{StoreKind, TEST_KEY, TestApp, rand_u64, spawn_app_customised};
-
-/// A clock tests set by hand.
-pub struct TestClock(AtomicU64);
-
-impl TestClock {
-    /// Starts 15 s into a step, as far as possible from both of its edges.
-    pub fn mid_step() -> Arc<TestClock> {
-        Arc::new(TestClock(AtomicU64::new(1_800_000_015)))
-    }
-    pub fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-    pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now_unix(&self) -> u64 {
-        self.now()
-    }
-}
-
-/// Like `spawn_app_with`, but on `clock`.
-async fn spawn_clocked(kind: StoreKind, overrides: &str, clock: Arc<TestClock>) -> TestApp {
-    spawn_app_customised(kind, overrides, |state| state.clock = clock).await
-}
+use crate::helpers::{StoreKind, TEST_KEY, TestApp, TestClock, rand_u64, spawn_app_with_clock};
 
 /// A fresh 160-bit secret as base32, as a seed file would hold it.
 fn new_secret() -> String {
@@ -59,7 +28,7 @@ fn code_at(app: &TestApp, secret_b32: &str, t: u64) -> String {
 async fn skew_window(kind: StoreKind) {
     // Arrange: an authenticator-only customer, so code-authentication needs no method.
     let clock = TestClock::mid_step();
-    let app = spawn_clocked(kind, "", clock.clone()).await;
+    let app = spawn_app_with_clock(kind, "", clock.clone()).await;
     let secret = new_secret();
     app.add_customer("3001", None, None, Some(&secret)).await;
     let now = clock.now();
@@ -92,7 +61,7 @@ both_stores!(totp_skew_accepts_previous_current_next_only, skew_window);
 
 async fn same_code_twice(kind: StoreKind) {
     let clock = TestClock::mid_step();
-    let app = spawn_clocked(kind, "", clock.clone()).await;
+    let app = spawn_app_with_clock(kind, "", clock.clone()).await;
     let secret = new_secret();
     app.add_customer("3002", None, None, Some(&secret)).await;
     let code = code_at(&app, &secret, clock.now());
@@ -126,8 +95,8 @@ async fn totp_replay_on_second_instance_sharing_redis_is_refused() {
     // Arrange: two instances over one Redis prefix, as a load-balanced deployment runs.
     let shared = format!("[store]\nkey_prefix = \"shared{:016x}:\"\n", rand_u64());
     let clock = TestClock::mid_step();
-    let first = spawn_clocked(StoreKind::Redis, &shared, clock.clone()).await;
-    let second = spawn_clocked(StoreKind::Redis, &shared, clock.clone()).await;
+    let first = spawn_app_with_clock(StoreKind::Redis, &shared, clock.clone()).await;
+    let second = spawn_app_with_clock(StoreKind::Redis, &shared, clock.clone()).await;
     assert_eq!(first.prefix, second.prefix);
     let secret = new_secret();
     first.add_customer("3003", None, None, Some(&secret)).await;
@@ -152,7 +121,7 @@ async fn totp_replay_on_second_instance_sharing_redis_is_refused() {
 async fn authenticator_choice(kind: StoreKind) {
     // Arrange: a customer with two methods, so code-authentication alone cannot tell which.
     let clock = TestClock::mid_step();
-    let app = spawn_clocked(kind, "", clock.clone()).await;
+    let app = spawn_app_with_clock(kind, "", clock.clone()).await;
     let secret = new_secret();
     app.add_customer("3004", Some("carol@example.com"), None, Some(&secret))
         .await;
@@ -176,7 +145,7 @@ both_stores!(
 
 async fn wrong_codes_lock(kind: StoreKind) {
     let clock = TestClock::mid_step();
-    let app = spawn_clocked(kind, "[lockout]\nmax_failures = 3\n", clock.clone()).await;
+    let app = spawn_app_with_clock(kind, "[lockout]\nmax_failures = 3\n", clock.clone()).await;
     let secret = new_secret();
     app.add_customer("3005", None, None, Some(&secret)).await;
     let good = code_at(&app, &secret, clock.now());
@@ -280,7 +249,7 @@ both_stores!(
 
 async fn re_enrolment(kind: StoreKind) {
     let clock = TestClock::mid_step();
-    let app = spawn_clocked(kind, ADMIN, clock.clone()).await;
+    let app = spawn_app_with_clock(kind, ADMIN, clock.clone()).await;
     put_customer(&app, "3007", serde_json::json!({})).await;
     let first = enrol(&app, "3007").await.json()["secret"]
         .as_str()
@@ -396,7 +365,8 @@ async fn totp_key_rotation_redis_old_secrets_open_new_ones_use_new_key() {
     const KEY_B: &str = "HxwdHhscGRoXGBUWExQREg8QDQ4LDAkKBwgFBgMEAQI=";
     let shared = format!("[store]\nkey_prefix = \"rot{:016x}:\"\n", rand_u64());
     let clock = TestClock::mid_step();
-    let old = spawn_clocked(StoreKind::Redis, &format!("{ADMIN}{shared}"), clock.clone()).await;
+    let old =
+        spawn_app_with_clock(StoreKind::Redis, &format!("{ADMIN}{shared}"), clock.clone()).await;
     put_customer(&old, "3009", serde_json::json!({})).await;
     let secret = enrol(&old, "3009").await.json()["secret"]
         .as_str()
@@ -407,10 +377,10 @@ async fn totp_key_rotation_redis_old_secrets_open_new_ones_use_new_key() {
     let rotated = format!(
         "{ADMIN}{shared}[security]\nencryption_key = \"{KEY_B}\"\nprevious_encryption_keys = [\"{TEST_KEY}\"]\n"
     );
-    let new = spawn_clocked(StoreKind::Redis, &rotated, clock.clone()).await;
+    let new = spawn_app_with_clock(StoreKind::Redis, &rotated, clock.clone()).await;
     // Without A, the old secret cannot be opened at all: rotation is what the previous list is for.
     let b_only = format!("{ADMIN}{shared}[security]\nencryption_key = \"{KEY_B}\"\n");
-    let forgetful = spawn_clocked(StoreKind::Redis, &b_only, clock.clone()).await;
+    let forgetful = spawn_app_with_clock(StoreKind::Redis, &b_only, clock.clone()).await;
 
     // Assert
     assert_ne!(
