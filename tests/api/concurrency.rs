@@ -162,7 +162,7 @@ both_stores!(
 async fn parallel_authenticator_guesses_never_exceed_the_lockout(kind: StoreKind) {
     // Arrange: authenticator codes have no per-code limit; only the lockout stops guessing.
     const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-    let app = spawn_app_with(kind, "[lockout]\nmax_failures = 5").await;
+    let app = spawn_app_with(kind, &format!("{WORKERS}[lockout]\nmax_failures = 5")).await;
     app.add_customer("1001", None, None, Some(SECRET)).await;
     let totp = totp_rs::Builder::new()
         .with_secret(totp_rs::Secret::try_from_base32(SECRET).unwrap())
