@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::both_stores;
+use crate::helpers::wrong_code;
 use crate::helpers::{StoreKind, TestApp, spawn_app_with};
 
 const LOCKOUT: &str = r#"
@@ -23,11 +24,7 @@ async fn lockout_spans_codes_and_blocks_the_right_code(kind: StoreKind) {
     // Act: two wrong tries on one code, a resend (which must not reset the count), two more.
     assert_eq!(app.send("1001", "Email").await.xml_status(), "success");
     let first = app.last_code_to("alice@example.com");
-    let wrong = if first == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = &wrong_code(&first);
     assert_eq!(
         app.verify("1001", wrong).await.xml_status(),
         "incorrect code"
@@ -38,11 +35,7 @@ async fn lockout_spans_codes_and_blocks_the_right_code(kind: StoreKind) {
     );
     assert_eq!(app.send("1001", "Email").await.xml_status(), "success");
     let second = app.last_code_to("alice@example.com");
-    let wrong = if second == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = &wrong_code(&second);
     assert_eq!(
         app.verify("1001", wrong).await.xml_status(),
         "incorrect code"
@@ -91,7 +84,7 @@ async fn lockout_expires(kind: StoreKind) {
         .await;
     app.send("1001", "Email").await;
     let code = app.last_code_to("alice@example.com");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = &wrong_code(&code);
     app.verify("1001", wrong).await;
     app.verify("1001", wrong).await;
     assert_eq!(app.verify("1001", &code).await.xml_status(), "locked");

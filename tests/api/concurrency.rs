@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::both_stores;
 use crate::helpers::{SEND, StoreKind, TestApp, VERIFY, between, spawn_app_with};
+use crate::helpers::{authenticator, unix_now};
 
 const ALICE: &str = "alice@example.com";
 
@@ -164,14 +165,8 @@ async fn parallel_authenticator_guesses_never_exceed_the_lockout(kind: StoreKind
     const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
     let app = spawn_app_with(kind, &format!("{WORKERS}[lockout]\nmax_failures = 5")).await;
     app.add_customer("1001", None, None, Some(SECRET)).await;
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(SECRET).unwrap())
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let totp = authenticator(SECRET, 6);
+    let now = unix_now();
     let valid: Vec<String> = [now - 60, now - 30, now, now + 30, now + 60]
         .iter()
         .map(|t| totp.generate(*t).to_string())

@@ -3,6 +3,7 @@
 //! customer id names, call and method binding, and code normalisation, end to end.
 
 use crate::both_stores;
+use crate::helpers::wrong_code;
 use crate::helpers::{Answer, METHODS, SEND, StoreKind, TestApp, VERIFY, fixture, spawn_app_with};
 
 /// How the parameters travel.
@@ -69,13 +70,6 @@ async fn call(app: &TestApp, enc: Enc, path: &str, params: &[(&str, &str)]) -> A
     }
 }
 
-/// A wrong code of the same length as `code`.
-fn wrong(code: &str) -> String {
-    code.chars()
-        .map(|c| if c == '9' { '0' } else { (c as u8 + 1) as char })
-        .collect()
-}
-
 async fn app_with_customers(kind: StoreKind, extra: &str) -> TestApp {
     // A case that tunes [codes] itself says max_sends too (one table per layer).
     let overrides = if extra.contains("[codes]") {
@@ -119,7 +113,7 @@ async fn every_encoding_runs_the_whole_flow(kind: StoreKind) {
             &app,
             *enc,
             VERIFY,
-            &[("CustomerId", &id), ("authCode_nbest1", &wrong(&code))],
+            &[("CustomerId", &id), ("authCode_nbest1", &wrong_code(&code))],
         )
         .await;
         let verified = call(
@@ -289,7 +283,10 @@ async fn body_wins_over_query(kind: StoreKind) {
     let res = app
         .client
         .post(format!("{}{VERIFY}", app.address))
-        .query(&[("CustomerId", "1001"), ("authCode_nbest1", &wrong(&code))])
+        .query(&[
+            ("CustomerId", "1001"),
+            ("authCode_nbest1", &wrong_code(&code)),
+        ])
         .form(&[("authCode_nbest1", code.as_str())])
         .send()
         .await

@@ -5,6 +5,7 @@
 //! Also: renamed statuses show up in every answer, 4xx ones included.
 
 use crate::both_stores;
+use crate::helpers::wrong_code;
 use crate::helpers::{
     Answer, METHODS, SEND, StoreKind, TestApp, VERIFY, fixture, fixture_path, spawn_app_with,
 };
@@ -124,7 +125,7 @@ async fn every_response_shape_matches_its_golden_file(kind: StoreKind) {
     let code = app.last_code_to("carol@example.com");
     // max_sends = 1: the second send is refused with the send_limited status, "error" by default.
     cases.push(("send_error.xml", 200, app.send("1003", "Email").await));
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = &wrong_code(&code);
     cases.push((
         "code_incorrect_code.xml",
         200,
@@ -261,13 +262,13 @@ max_failures = 2
     let not_allowed = app
         .request(reqwest::Method::DELETE, VERIFY, &[], None)
         .await;
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = &wrong_code(&code);
     let incorrect = app.verify("1001", wrong).await;
     let verified = app.verify("1001", &code).await;
     let expired = app.verify("1001", &code).await;
     app.send("1004", "Email").await;
     let bob = app.last_code_to("bob@example.com");
-    let bob_wrong = if bob == "000000" { "111111" } else { "000000" };
+    let bob_wrong = &wrong_code(&bob);
     let _ = app.verify("1004", bob_wrong).await;
     let _ = app.verify("1004", bob_wrong).await; // lockout.max_failures = 2
     let locked = app.verify("1004", &bob).await;

@@ -490,3 +490,27 @@ impl TestApp {
             .count()
     }
 }
+
+/// A wrong code of the same length as `code` (each digit moved on by one).
+pub fn wrong_code(code: &str) -> String {
+    code.chars()
+        .map(|c| if c == '9' { '0' } else { (c as u8 + 1) as char })
+        .collect()
+}
+
+/// Seconds since the Unix epoch, by the real clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// An authenticator app for a base32 secret (SHA1, 30 s, `digits` digits), as the caller holds it.
+pub fn authenticator(secret_b32: &str, digits: usize) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_digits(digits as u8)
+        .with_secret(totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret"))
+        .build()
+        .expect("a valid TOTP")
+}

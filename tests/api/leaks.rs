@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{TEST_KEY, first_code, rand_u64, redis};
+use crate::helpers::{authenticator, unix_now};
 
 const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const PASSWORD: &str = "caller-pw-6f1c2b";
@@ -160,15 +161,8 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         ],
     )
     .await;
-    let totp = totp_rs::Builder::new()
-        .with_digits(8)
-        .with_secret(totp_rs::Secret::try_from_base32(TOTP_SECRET).unwrap())
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let totp = authenticator(TOTP_SECRET, 8);
+    let now = unix_now();
     let totp_code = totp.generate(now).to_string();
     let answer = call(
         "code-authentication",

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::both_stores;
+use crate::helpers::wrong_code;
 use crate::helpers::{StoreKind, TestApp, spawn_app_with};
 
 const ALICE: &str = "alice@example.com";
@@ -16,13 +17,6 @@ const WAIT_OUT_SECONDS: u64 = 2;
 /// second to spare.
 async fn wait_out() {
     tokio::time::sleep(Duration::from_secs(WAIT_OUT_SECONDS) + Duration::from_millis(500)).await;
-}
-
-/// A wrong code of the same length as `code`.
-fn wrong(code: &str) -> String {
-    code.chars()
-        .map(|c| if c == '9' { '0' } else { (c as u8 + 1) as char })
-        .collect()
 }
 
 async fn app(kind: StoreKind, overrides: &str) -> TestApp {
@@ -59,7 +53,7 @@ async fn a_code_allows_a_few_tries(kind: StoreKind) {
     // Act
     let mut answers = Vec::new();
     for _ in 0..3 {
-        answers.push(app.verify("1001", &wrong(&code)).await.xml_status());
+        answers.push(app.verify("1001", &wrong_code(&code)).await.xml_status());
     }
     let right = app.verify("1001", &code).await;
 
@@ -231,7 +225,7 @@ async fn too_many_wrong_codes_lock_the_customer(kind: StoreKind) {
     let code = send_code(&app).await;
     for _ in 0..3 {
         assert_eq!(
-            app.verify("1001", &wrong(&code)).await.xml_status(),
+            app.verify("1001", &wrong_code(&code)).await.xml_status(),
             "incorrect code"
         );
     }
@@ -272,11 +266,11 @@ async fn a_resend_does_not_reset_the_failure_count(kind: StoreKind) {
     let app = app(kind, "[lockout]\nmax_failures = 4").await;
     let first = send_code(&app).await;
     for _ in 0..2 {
-        app.verify("1001", &wrong(&first)).await;
+        app.verify("1001", &wrong_code(&first)).await;
     }
     let second = send_code(&app).await;
     for _ in 0..2 {
-        app.verify("1001", &wrong(&second)).await;
+        app.verify("1001", &wrong_code(&second)).await;
     }
 
     // Act
@@ -301,7 +295,7 @@ async fn a_right_code_resets_the_failure_count(kind: StoreKind) {
         let code = send_code(&app).await;
         // Act: two wrong tries, then the right code, three times over.
         for _ in 0..2 {
-            app.verify("1001", &wrong(&code)).await;
+            app.verify("1001", &wrong_code(&code)).await;
         }
         let right = app.verify("1001", &code).await;
         // Assert
