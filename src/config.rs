@@ -150,7 +150,39 @@ pub struct SecuritySettings {
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// CIDRs allowed to call the callflow endpoints; empty allows all.
-    pub allowed_networks: Vec<String>,
+    pub allowed_networks: Vec<Network>,
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address, parsed when the settings load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Network(pub ipnet::IpNet);
+
+impl TryFrom<String> for Network {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(Network)
+            .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8"))
+    }
+}
+
+/// An ISO 3166 region (`GB`), or none (empty string), parsed when the settings load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Region(pub Option<phonenumber::country::Id>);
+
+impl TryFrom<String> for Region {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        if s.is_empty() {
+            return Ok(Region(None));
+        }
+        s.parse()
+            .map(|id| Region(Some(id)))
+            .map_err(|_| format!("{s:?} is not an ISO 3166 region like GB"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,7 +191,7 @@ pub struct DirectorySettings {
     /// JSON list of `{id, email, phone, totp_secret}` loaded at start; empty for none.
     pub seed_file: String,
     /// ISO 3166 region for numbers written without `+`, e.g. `GB`; empty requires `+`.
-    pub default_region: String,
+    pub default_region: Region,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -588,31 +620,6 @@ impl Settings {
                 "cannot contain ':' (Basic scheme)",
             ));
         }
-        for net in &self.security.allowed_networks {
-            net.parse::<ipnet::IpNet>()
-                .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    invalid(
-                        "security.allowed_networks",
-                        format!("{net:?} is not a CIDR like 10.0.0.0/8"),
-                    )
-                })?;
-        }
-        if !self.directory.default_region.is_empty()
-            && self
-                .directory
-                .default_region
-                .parse::<phonenumber::country::Id>()
-                .is_err()
-        {
-            return Err(invalid(
-                "directory.default_region",
-                format!(
-                    "{:?} is not an ISO 3166 region like GB",
-                    self.directory.default_region
-                ),
-            ));
-        }
         if self.email_transport() == EmailTransport::Smtp && self.email.smtp.host.is_empty() {
             return Err(invalid(
                 "email.smtp.host",
@@ -787,6 +794,11 @@ mod tests {
             ),
             ("[codes]\nnot_a_key = 1", "not_a_key"),
             ("[server]\nenvironment = \"production\"", "store.url"),
+            (
+                "[security]\nallowed_networks = [\"10.0.0.0/33\"]",
+                "allowed_networks",
+            ),
+            ("[directory]\ndefault_region = \"XX\"", "default_region"),
         ];
         for (toml, key) in cases {
             let err = Settings::from_toml(toml).expect_err(toml).to_string();

@@ -230,11 +230,8 @@ async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<
 }
 
 async fn send_test_sms(settings: Settings, number: String) -> anyhow::Result<()> {
-    let region = match settings.directory.default_region.as_str() {
-        "" => None,
-        r => r.parse::<phonenumber::country::Id>().ok(),
-    };
-    let to = PhoneNumber::parse_in(&number, region).map_err(|e| anyhow::anyhow!("NUMBER: {e}"))?;
+    let to = PhoneNumber::parse_in(&number, settings.directory.default_region.0)
+        .map_err(|e| anyhow::anyhow!("NUMBER: {e}"))?;
     let (_, sms) = delivery::from_settings(&settings)?;
     let code = test_code(&settings);
     let message = CodeMessage {

@@ -69,7 +69,7 @@ impl AppState {
             store.clone(),
             keys.clone(),
             keyring.clone(),
-            &settings.directory.default_region,
+            settings.directory.default_region.0,
         ));
         Ok(AppState {
             settings: Arc::new(settings),

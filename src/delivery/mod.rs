@@ -135,7 +135,8 @@ impl StatusMatcher {
 pub fn from_settings(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<dyn EmailSender>, Arc<dyn SmsSender>)> {
-    let outbox = || Arc::new(outbox::Outbox::new(settings));
+    // One outbox for both channels, so its lock keeps their lines from interleaving.
+    let outbox = Arc::new(outbox::Outbox::new(settings));
     let email: Arc<dyn EmailSender> = match settings.email_transport() {
         // `email_transport()` has resolved Auto already.
         EmailTransport::Outbox | EmailTransport::Auto => {
@@ -143,7 +144,7 @@ pub fn from_settings(
                 file = %settings.delivery.outbox_file,
                 "email goes to the outbox file, not to callers: set email.smtp.host to send real email"
             );
-            outbox()
+            outbox.clone()
         }
         EmailTransport::Smtp => {
             let smtp = &settings.email.smtp;
@@ -157,7 +158,7 @@ pub fn from_settings(
                 file = %settings.delivery.outbox_file,
                 "SMS goes to the outbox file, not to callers: set sms.url to use an SMS gateway"
             );
-            outbox()
+            outbox.clone()
         }
         SmsTransport::Http => {
             tracing::info!(method = %settings.sms.method, "SMS goes out through the HTTP gateway");

@@ -82,13 +82,13 @@ impl Directory {
         store: Arc<dyn Store>,
         keys: Keys,
         keyring: Arc<Keyring>,
-        default_region: &str,
+        default_region: Option<phonenumber::country::Id>,
     ) -> Directory {
         Directory {
             store,
             keys,
             keyring,
-            default_region: default_region.parse().ok(),
+            default_region,
         }
     }
 

@@ -11,8 +11,6 @@ use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use base64::Engine;
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::config::{AuthScheme, SecuritySettings};
 use crate::error::{ApiError, ErrorKind};
@@ -63,16 +61,7 @@ fn peer_allowed(req: &ServiceRequest, sec: &SecuritySettings) -> bool {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
     };
-    sec.allowed_networks.iter().any(|n| {
-        n.parse::<ipnet::IpNet>()
-            .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            .is_ok_and(|net| net.contains(&ip))
-    })
-}
-
-/// Compares digests, so neither the values nor their lengths leak through timing.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    bool::from(Sha256::digest(a).ct_eq(&Sha256::digest(b)))
+    sec.allowed_networks.iter().any(|n| n.0.contains(&ip))
 }
 
 fn basic_ok(req: &ServiceRequest, sec: &SecuritySettings) -> bool {
@@ -95,7 +84,7 @@ fn basic_ok(req: &ServiceRequest, sec: &SecuritySettings) -> bool {
     };
     let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
     // Both compared every time, so a right user id with a wrong password takes the same time.
-    let user_ok = same(user, sec.user_id.as_bytes());
-    let password_ok = same(password, sec.password.expose_secret().as_bytes());
-    user_ok & password_ok
+    let user_ok = crate::crypto::same_secret(user, sec.user_id.as_bytes());
+    let password_ok = crate::crypto::same_secret(password, sec.password.expose_secret().as_bytes());
+    bool::from(user_ok & password_ok)
 }

@@ -78,13 +78,7 @@ async fn app_with_customers(kind: StoreKind, extra: &str) -> TestApp {
         format!("[codes]\nmax_sends = 50\n{extra}")
     };
     let app = spawn_app_with(kind, &overrides).await;
-    app.add_customer(
-        "1001",
-        Some("alice@example.com"),
-        Some("+447911123456"),
-        None,
-    )
-    .await;
+    app.add_alice().await;
     app
 }
 

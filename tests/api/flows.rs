@@ -6,13 +6,7 @@ use crate::helpers::{StoreKind, spawn_app, spawn_app_with};
 async fn email_code_round_trip(kind: StoreKind) {
     // Arrange
     let app = spawn_app(kind).await;
-    app.add_customer(
-        "1001",
-        Some("alice@example.com"),
-        Some("+447911123456"),
-        None,
-    )
-    .await;
+    app.add_alice().await;
 
     // Act
     let methods = app.methods("1001").await;

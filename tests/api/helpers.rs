@@ -289,6 +289,17 @@ impl TestApp {
         self.state.store.clone()
     }
 
+    /// Customer 1001 with email `alice@example.com` and SMS `+447911123456`.
+    pub async fn add_alice(&self) {
+        self.add_customer(
+            "1001",
+            Some("alice@example.com"),
+            Some("+447911123456"),
+            None,
+        )
+        .await;
+    }
+
     /// Adds a customer the way the seed file does.
     pub async fn add_customer(
         &self,

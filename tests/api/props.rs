@@ -60,13 +60,7 @@ proptest! {
 /// Arbitrary bodies under each content type, and arbitrary query strings, at every endpoint.
 async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
     let app = spawn_app_with(kind, "[server]\nmax_body_bytes = 2048").await;
-    app.add_customer(
-        "1001",
-        Some("alice@example.com"),
-        Some("+447911123456"),
-        None,
-    )
-    .await;
+    app.add_alice().await;
     let handle = tokio::runtime::Handle::current();
     let mut runner = TestRunner::new(Config {
         cases: 48,
@@ -132,13 +126,7 @@ const QUERY_BYTES: &percent_encoding::AsciiSet =
 async fn arbitrary_query_bytes_never_fail_the_server(kind: StoreKind) {
     // Arrange
     let app = spawn_app_with(kind, "").await;
-    app.add_customer(
-        "1001",
-        Some("alice@example.com"),
-        Some("+447911123456"),
-        None,
-    )
-    .await;
+    app.add_alice().await;
     let handle = tokio::runtime::Handle::current();
     let mut runner = TestRunner::new(Config {
         cases: 64,
