@@ -57,6 +57,44 @@ proptest! {
     }
 }
 
+/// Any of the three callflow endpoints.
+fn endpoints() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        Just("/v1/check-verified-contact-methods"),
+        Just("/v1/send-authentication-code"),
+        Just("/v1/code-authentication")
+    ]
+}
+
+/// HTTP status, content type and body.
+async fn answer(res: reqwest::Response) -> (u16, Option<String>, String) {
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, ct, res.text().await.unwrap())
+}
+
+/// No 5xx, and the answer is the endpoint's own XML.
+fn endpoint_xml(
+    path: &str,
+    status: u16,
+    ct: Option<String>,
+    text: &str,
+    what: &str,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let root = twofactor::xml::Endpoint::from_path(path).unwrap().root();
+    prop_assert!(status < 500, "{path} {what} answered {status}: {text}");
+    prop_assert_eq!(ct.as_deref(), Some("application/xml; charset=utf-8"));
+    prop_assert!(
+        text.starts_with(&format!("<{root}><status>")),
+        "{path} {what}: {}",
+        text
+    );
+    Ok(())
+}
+
 /// Arbitrary bodies under each content type, and arbitrary query strings, at every endpoint.
 async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
     let app = spawn_app_with(kind, "[server]\nmax_body_bytes = 2048").await;
@@ -67,11 +105,7 @@ async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
         ..Config::default()
     });
     let strategy = (
-        prop_oneof![
-            Just("/v1/check-verified-contact-methods"),
-            Just("/v1/send-authentication-code"),
-            Just("/v1/code-authentication")
-        ],
+        endpoints(),
         prop_oneof![
             Just("application/xml"),
             Just("text/xml; charset=utf-8"),
@@ -86,7 +120,6 @@ async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
     tokio::task::block_in_place(|| {
         runner
             .run(&strategy, |(path, content_type, body, query)| {
-                let root = twofactor::xml::Endpoint::from_path(path).unwrap().root();
                 let (status, ct, text) = handle.block_on(async {
                     let res = app
                         .client
@@ -96,20 +129,9 @@ async fn arbitrary_requests_never_fail_the_server(kind: StoreKind) {
                         .send()
                         .await
                         .unwrap();
-                    let status = res.status().as_u16();
-                    let ct = res
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().unwrap().to_string());
-                    (status, ct, res.text().await.unwrap())
+                    answer(res).await
                 });
-                prop_assert!(
-                    status < 500,
-                    "{path} {content_type} answered {status}: {text}"
-                );
-                prop_assert_eq!(ct.as_deref(), Some("application/xml; charset=utf-8"));
-                prop_assert!(text.starts_with(&format!("<{root}><status>")), "{}", text);
-                Ok(())
+                endpoint_xml(path, status, ct, &text, content_type)
             })
             .unwrap();
     });
@@ -133,11 +155,7 @@ async fn arbitrary_query_bytes_never_fail_the_server(kind: StoreKind) {
         ..Config::default()
     });
     let strategy = (
-        prop_oneof![
-            Just("/v1/check-verified-contact-methods"),
-            Just("/v1/send-authentication-code"),
-            Just("/v1/code-authentication")
-        ],
+        endpoints(),
         prop_oneof![
             Just(""),
             Just("CustomerId=1001&"),
@@ -150,7 +168,6 @@ async fn arbitrary_query_bytes_never_fail_the_server(kind: StoreKind) {
     tokio::task::block_in_place(|| {
         runner
             .run(&strategy, |(path, valid, bytes)| {
-                let root = twofactor::xml::Endpoint::from_path(path).unwrap().root();
                 let query = format!(
                     "{valid}{}",
                     percent_encoding::percent_encode(&bytes, QUERY_BYTES)
@@ -162,21 +179,9 @@ async fn arbitrary_query_bytes_never_fail_the_server(kind: StoreKind) {
                         .send()
                         .await
                         .unwrap();
-                    let status = res.status().as_u16();
-                    let ct = res
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().unwrap().to_string());
-                    (status, ct, res.text().await.unwrap())
+                    answer(res).await
                 });
-                prop_assert!(status < 500, "{path}?{query} answered {status}: {text}");
-                prop_assert_eq!(ct.as_deref(), Some("application/xml; charset=utf-8"));
-                prop_assert!(
-                    text.starts_with(&format!("<{root}><status>")),
-                    "{path}?{query}: {}",
-                    text
-                );
-                Ok(())
+                endpoint_xml(path, status, ct, &text, &query)
             })
             .unwrap();
     });
