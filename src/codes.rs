@@ -2,21 +2,47 @@
 //! checking one (sent code or authenticator). Handlers parse; this module decides; the store keeps.
 //!
 //! Every outcome is one of [`Outcome`], which the HTTP layer maps to the configured status strings.
-//! Each decision is written as one audit line (target `audit`) with customer, call, method, outcome.
+//! Each decision is written as one audit line (target `audit`) with customer, call, caller number
+//! (masked), method, outcome and what decided it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::LockoutScope;
 use crate::delivery::CodeMessage;
 use crate::directory::Customer;
-use crate::domain::{CallId, CustomerId, Email, Method, PhoneNumber};
+use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
 use crate::state::AppState;
-use crate::store::{Attempt, CodeCheck};
+use crate::store::{AttemptKeys, Claim, Judged, Lockout, Store};
 
-/// However a store stalls, a callflow hears an answer within this. Sending is bounded by its
-/// transports' own timeouts instead, so its clean-up after a failed delivery always runs.
+/// However a store stalls, a callflow hears an answer within this (sending: plus its transport's
+/// own timeout).
 const STORE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Which limit refused a request: answers and audit lines name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `lockout.max_failures` for the customer.
+    Customer,
+    /// `lockout.max_failures` for the customer from this caller number (`lockout.scope = "caller"`).
+    CustomerFromCaller,
+    /// `lockout.max_failures_per_caller` for the caller number, across customers.
+    CallerNumber,
+}
+
+impl Limit {
+    pub fn message(self) -> &'static str {
+        match self {
+            Limit::Customer => "customer locked after too many wrong codes",
+            Limit::CustomerFromCaller => {
+                "customer locked for this caller number after too many wrong codes"
+            }
+            Limit::CallerNumber => "caller number locked after too many wrong codes",
+        }
+    }
+}
 
 /// What happened, before it becomes a status string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +51,9 @@ pub enum Outcome {
     NotFound,
     IncorrectCode,
     CodeExpired,
-    Locked,
-    SendLimited,
+    Locked(Limit),
+    /// Too many sends, a capped number, or (with the limit) a locked customer or line.
+    SendLimited(Option<Limit>),
     Error,
 }
 
@@ -37,14 +64,30 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::IncorrectCode => "incorrect_code",
             Outcome::CodeExpired => "code_expired",
-            Outcome::Locked => "locked",
-            Outcome::SendLimited => "send_limited",
+            Outcome::Locked(_) => "locked",
+            Outcome::SendLimited(_) => "send_limited",
             Outcome::Error => "error",
+        }
+    }
+
+    /// The `<message>` an answer carries: which limit refused, when one did.
+    pub fn message(self) -> Option<&'static str> {
+        match self {
+            Outcome::Locked(limit) | Outcome::SendLimited(Some(limit)) => Some(limit.message()),
+            _ => None,
         }
     }
 }
 
-/// A customer's verified methods, in the order the reference document lists them.
+/// Who a request is about: the customer, and the call and caller number when GIA passes them.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub customer: &'a CustomerId,
+    pub id: Option<&'a CallId>,
+    pub number: Option<&'a CallerNumber>,
+}
+
+/// A customer's verified methods that are offered, in the order the reference document lists them.
 #[derive(Debug, Clone, Default)]
 pub struct Methods {
     pub email: Option<Email>,
@@ -53,11 +96,12 @@ pub struct Methods {
 }
 
 impl Methods {
-    fn of(c: &Customer) -> Methods {
+    /// What `c` has, less the channels the service does not offer (no transport in production).
+    fn offered(state: &AppState, c: &Customer) -> Methods {
         Methods {
-            email: c.email.clone(),
+            email: c.email.clone().filter(|_| state.email.is_some()),
             authenticator: c.has_authenticator(),
-            sms: c.phone.clone(),
+            sms: c.phone.clone().filter(|_| state.sms.is_some()),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -83,22 +127,25 @@ impl Methods {
             _ => None,
         }
     }
+    /// Where a code sent by `m` goes; the digest binds it, so a code dies with its destination.
+    fn destination(&self, m: Method) -> &str {
+        match m {
+            Method::Email => self.email.as_ref().map(Email::as_str),
+            Method::Sms => self.sms.as_ref().map(PhoneNumber::e164),
+            Method::Authenticator => None,
+        }
+        .unwrap_or("")
+    }
 }
 
-fn audit(
-    op: &str,
-    customer: &CustomerId,
-    call: Option<&CallId>,
-    method: Option<Method>,
-    outcome: Outcome,
-    detail: &str,
-) {
+fn audit(op: &str, call: &Call<'_>, method: Option<Method>, outcome: Outcome, detail: &str) {
     metrics::counter!("twofactor_operations_total", "operation" => op.to_string(), "outcome" => outcome.as_str()).increment(1);
     tracing::info!(
         target: "audit",
         event = op,
-        customer = %customer,
-        call = call.map(CallId::as_str).unwrap_or(""),
+        customer = %call.customer,
+        call = call.id.map(CallId::as_str).unwrap_or(""),
+        caller = call.number.map(CallerNumber::masked).unwrap_or_default(),
         method = method.map(Method::as_str).unwrap_or(""),
         outcome = outcome.as_str(),
         detail,
@@ -108,13 +155,12 @@ fn audit(
 /// Logs a fault with its cause (never a code) and answers `Error`.
 fn fault(
     op: &str,
-    customer: &CustomerId,
-    call: Option<&CallId>,
+    call: &Call<'_>,
     method: Option<Method>,
     cause: &dyn std::fmt::Display,
 ) -> Outcome {
-    tracing::error!(customer = %customer, operation = op, cause = %cause, "operation failed");
-    audit(op, customer, call, method, Outcome::Error, "fault");
+    tracing::error!(customer = %call.customer, operation = op, cause = %cause, "operation failed");
+    audit(op, call, method, Outcome::Error, "fault");
     Outcome::Error
 }
 
@@ -123,33 +169,37 @@ pub async fn verified_methods(
     state: &AppState,
     customer: &CustomerId,
 ) -> Result<Option<Methods>, Outcome> {
+    let call = Call {
+        customer,
+        id: None,
+        number: None,
+    };
     let lookup = tokio::time::timeout(STORE_DEADLINE, state.directory.get(customer)).await;
     let lookup = lookup.unwrap_or_else(|_| {
         Err(crate::store::StoreError::Unavailable("the store did not answer in time".into()).into())
     });
     match lookup {
         Ok(Some(c)) => {
-            let methods = Methods::of(&c);
+            let methods = Methods::offered(state, &c);
             let outcome = if methods.is_empty() {
                 Outcome::NotFound
             } else {
                 Outcome::Success
             };
-            audit("methods", customer, None, None, outcome, "");
+            audit("methods", &call, None, outcome, "");
             Ok((!methods.is_empty()).then_some(methods))
         }
         Ok(None) => {
             audit(
                 "methods",
-                customer,
-                None,
+                &call,
                 None,
                 Outcome::NotFound,
                 "unknown customer",
             );
             Ok(None)
         }
-        Err(e) => Err(fault("methods", customer, None, None, &e)),
+        Err(e) => Err(fault("methods", &call, None, &e)),
     }
 }
 
@@ -159,127 +209,249 @@ pub fn generate_code(digits: u32) -> SecretString {
     SecretString::from(format!("{n:0width$}", width = digits as usize))
 }
 
-/// What the stored digest binds a code to: the customer, the call (if any), the method and the code.
-fn digest(
+/// What a stored digest binds a code to: customer, call (if any), method, destination and code.
+/// One digest per key of the key ring, current first (what a send stores).
+fn digests(
     state: &AppState,
-    customer: &CustomerId,
-    call: Option<&CallId>,
+    call: &Call<'_>,
     method: Method,
+    destination: &str,
     code: &str,
-) -> String {
-    state.keyring.digest(&[
-        customer.as_str(),
-        call.map(CallId::as_str).unwrap_or(""),
+) -> Vec<String> {
+    state.keyring.digests(&[
+        call.customer.as_str(),
+        call.id.map(CallId::as_str).unwrap_or(""),
         method.as_str(),
+        destination,
         code,
     ])
 }
 
+/// The keys of a caller number's own limit, when it applies to this request.
+struct Line {
+    lock: String,
+    count: String,
+}
+
+fn line(state: &AppState, call: &Call<'_>) -> Option<Line> {
+    let number = call.number?;
+    (state.settings.lockout.max_failures_per_caller > 0).then(|| {
+        let d = caller_digest(state, number);
+        Line {
+            lock: state.keys.caller_lock(&d),
+            count: state.keys.caller_failures(&d),
+        }
+    })
+}
+
+/// Caller numbers are keyed by a digest, so the keyspace holds no number.
+fn caller_digest(state: &AppState, number: &CallerNumber) -> String {
+    state.keyring.digest(&["caller-number", number.as_str()])
+}
+
+/// The lock that `lockout.max_failures` sets for this request, and which limit it is.
+fn lock_of(state: &AppState, call: &Call<'_>) -> (String, String, Limit) {
+    let keys = &state.keys;
+    match (state.settings.lockout.scope, call.number) {
+        (LockoutScope::Caller, Some(number)) => {
+            let d = caller_digest(state, number);
+            (
+                keys.pair_lock(call.customer, &d),
+                keys.pair_failures(call.customer, &d),
+                Limit::CustomerFromCaller,
+            )
+        }
+        _ => (
+            keys.lock(call.customer),
+            keys.failures(call.customer),
+            Limit::Customer,
+        ),
+    }
+}
+
 /// send-authentication-code.
-pub async fn send(
-    state: &AppState,
-    customer: &CustomerId,
-    call: Option<&CallId>,
-    method: Method,
-) -> Outcome {
-    match send_inner(state, customer, call, method).await {
+pub async fn send(state: &AppState, call: &Call<'_>, method: Method) -> Outcome {
+    match send_inner(state, call, method).await {
         Ok((outcome, detail)) => {
-            audit("send", customer, call, Some(method), outcome, detail);
+            audit("send", call, Some(method), outcome, detail);
             outcome
         }
-        Err(e) => fault("send", customer, call, Some(method), &e),
+        Err(e) => fault("send", call, Some(method), &e),
     }
+}
+
+/// A code written to the store and not yet delivered: what a failed delivery must take back.
+struct Pending {
+    code: SecretString,
+    code_key: String,
+    digest: String,
+    counters: Vec<String>,
 }
 
 async fn send_inner(
     state: &AppState,
-    customer: &CustomerId,
-    call: Option<&CallId>,
+    call: &Call<'_>,
     method: Method,
 ) -> anyhow::Result<(Outcome, &'static str)> {
+    let prepared = tokio::time::timeout(STORE_DEADLINE, prepare_send(state, call, method))
+        .await
+        .map_err(|_| anyhow::anyhow!("the store did not answer in time"))??;
+    let (methods, pending) = match prepared {
+        Err(answer) => return Ok(answer),
+        Ok(p) => p,
+    };
+    let message = CodeMessage {
+        code: &pending.code,
+        minutes: state.settings.codes.ttl_seconds.div_ceil(60),
+    };
+    let delivery = async {
+        match (method, &state.email, &state.sms, &methods) {
+            (
+                Method::Email,
+                Some(sender),
+                _,
+                Methods {
+                    email: Some(to), ..
+                },
+            ) => sender.send(to, &message).await.map_err(|e| e.to_string()),
+            (Method::Sms, _, Some(sender), Methods { sms: Some(to), .. }) => {
+                sender.send(to, &message).await.map_err(|e| e.to_string())
+            }
+            _ => Err("no transport or destination for the chosen method".to_string()),
+        }
+    };
+    // Each transport has its own timeout; this bound holds even if one overran it.
+    let budget_ms = match method {
+        Method::Email => state.settings.email.smtp.timeout_ms,
+        _ => state.settings.sms.timeout_ms,
+    } + 1000;
+    let delivered = tokio::time::timeout(Duration::from_millis(budget_ms), delivery)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {budget_ms} ms")));
+    if let Err(cause) = delivered {
+        // No usable code may outlive a failed delivery, and the caller's send allowance is
+        // returned; only this send's code goes (a racing resend's code stays). The clean-up runs
+        // on its own task, so it completes even when the store is slow and the answer has gone.
+        let store: Arc<dyn Store> = state.store.clone();
+        let cleanup = tokio::spawn(async move {
+            let _ = store.discard_code(&pending.code_key, &pending.digest).await;
+            for key in &pending.counters {
+                let _ = store.decr(key).await;
+            }
+        });
+        // Normally done before the answer; a stalled store delays the answer by a second at most,
+        // and the clean-up then finishes on its own.
+        let _ = tokio::time::timeout(Duration::from_secs(1), cleanup).await;
+        let to = match method {
+            Method::Email => methods.email.as_ref().map(Email::masked),
+            _ => methods.sms.as_ref().map(PhoneNumber::masked),
+        };
+        tracing::error!(customer = %call.customer, method = %method, to = to.unwrap_or_default(), budget_ms, cause = %cause, "delivery failed");
+        metrics::counter!("twofactor_delivery_failures_total", "method" => method.as_str())
+            .increment(1);
+        return Ok((Outcome::Error, "delivery failed"));
+    }
+    Ok((Outcome::Success, "code sent"))
+}
+
+/// The store part of a send, under the store deadline: the checks, the counts and the code write.
+/// `Err` is an answer that ends the send there.
+async fn prepare_send(
+    state: &AppState,
+    call: &Call<'_>,
+    method: Method,
+) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &state.settings;
     let keys = &state.keys;
-    let Some(record) = state.directory.get(customer).await? else {
-        return Ok((Outcome::NotFound, "unknown customer"));
+    let Some(record) = state.directory.get(call.customer).await? else {
+        return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
-    let methods = Methods::of(&record);
+    let methods = Methods::offered(state, &record);
     if !methods.has(method) {
-        return Ok((Outcome::NotFound, "method not verified for customer"));
+        let has = match method {
+            Method::Email => record.email.is_some(),
+            Method::Sms => record.phone.is_some(),
+            Method::Authenticator => record.has_authenticator(),
+        };
+        return Ok(Err(if has {
+            (Outcome::Error, "channel not offered: no transport for it")
+        } else {
+            (Outcome::NotFound, "method not verified for customer")
+        }));
     }
-    if state.store.get(&keys.lock(customer)).await?.is_some() {
-        return Ok((Outcome::SendLimited, "customer locked"));
+    let (lock, _, limit) = lock_of(state, call);
+    if state.store.get(&lock).await?.is_some() {
+        return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
+    }
+    if let Some(line) = line(state, call)
+        && state.store.get(&line.lock).await?.is_some()
+    {
+        let limit = Limit::CallerNumber;
+        return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
     }
     let ttl = Duration::from_secs(s.codes.ttl_seconds);
     if method == Method::Authenticator {
         state
             .store
-            .set(&keys.choice(customer), method.as_str(), Some(ttl))
+            .set(&keys.choice(call.customer), method.as_str(), Some(ttl))
             .await?;
-        return Ok((Outcome::Success, "authenticator chosen, nothing sent"));
+        return Ok(Err((
+            Outcome::Success,
+            "authenticator chosen, nothing sent",
+        )));
     }
     // Count first, so racing sends cannot all slip under the limit.
-    let sends_key = keys.sends(customer);
+    let sends_key = keys.sends(call.customer);
     let sends = state
         .store
         .incr_window(&sends_key, Duration::from_secs(s.codes.send_window_seconds))
         .await?;
     if sends > u64::from(s.codes.max_sends) {
         metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
-        return Ok((Outcome::SendLimited, "send limit reached"));
+        return Ok(Err((Outcome::SendLimited(None), "send limit reached")));
     }
-    let mut number_key = None;
+    let mut counters = vec![sends_key.clone()];
     if let (Method::Sms, Some(phone)) = (method, &methods.sms) {
         // Keyed by a digest, so the keyspace holds no phone number.
         let key = keys.sms_number(&state.keyring.digest(&["sms-number", phone.e164()]));
         if let Some(reason) = sms_refusal(state, phone, &key).await? {
             state.store.decr(&sends_key).await?;
             metrics::counter!("twofactor_send_refused_total", "reason" => reason).increment(1);
-            tracing::warn!(customer = %customer, number = %phone, reason, "SMS send refused");
-            return Ok((Outcome::SendLimited, reason));
+            tracing::warn!(customer = %call.customer, number = %phone, reason, "SMS send refused");
+            return Ok(Err((Outcome::SendLimited(None), reason)));
         }
-        number_key = (s.sms.max_per_number_per_hour > 0).then_some(key);
+        if s.sms.max_per_number_per_hour > 0 {
+            counters.push(key);
+        }
     }
 
     let code = generate_code(s.codes.digits);
-    let code_key = keys.code(customer);
-    let code_digest = {
-        use secrecy::ExposeSecret;
-        digest(state, customer, call, method, code.expose_secret())
-    };
-    state.store.put_code(&code_key, &code_digest, ttl).await?;
+    let code_key = keys.code(call.customer);
+    let digest = digests(
+        state,
+        call,
+        method,
+        methods.destination(method),
+        code.expose_secret(),
+    )
+    .swap_remove(0);
     state
         .store
-        .set(&keys.choice(customer), method.as_str(), Some(ttl))
+        .put_code(&code_key, &digest, method.as_str(), ttl)
         .await?;
-    let message = CodeMessage {
-        code: &code,
-        minutes: s.codes.ttl_seconds.div_ceil(60),
-    };
-    let delivered = match (method, &methods.email, &methods.sms) {
-        (Method::Email, Some(to), _) => state.email.send(to, &message).await,
-        (Method::Sms, _, Some(to)) => state.sms.send(to, &message).await,
-        _ => Err(crate::delivery::DeliveryError::Rejected(
-            "no destination for the chosen method".into(),
-        )),
-    };
-    if let Err(e) = delivered {
-        // No usable code may outlive a failed delivery, and the caller's send allowance is returned.
-        // Only this send's code goes: a racing resend's code stays.
-        state.store.discard_code(&code_key, &code_digest).await?;
-        state.store.decr(&sends_key).await?;
-        if let Some(k) = &number_key {
-            state.store.decr(k).await?;
-        }
-        let to = match method {
-            Method::Email => methods.email.as_ref().map(Email::masked),
-            _ => methods.sms.as_ref().map(PhoneNumber::masked),
-        };
-        tracing::error!(customer = %customer, method = %method, to = to.unwrap_or_default(), cause = %e, "delivery failed");
-        metrics::counter!("twofactor_delivery_failures_total", "method" => method.as_str())
-            .increment(1);
-        return Ok((Outcome::Error, "delivery failed"));
-    }
-    Ok((Outcome::Success, "code sent"))
+    state
+        .store
+        .set(&keys.choice(call.customer), method.as_str(), Some(ttl))
+        .await?;
+    Ok(Ok((
+        methods,
+        Pending {
+            code,
+            code_key,
+            digest,
+            counters,
+        },
+    )))
 }
 
 /// Why an SMS to `phone` must not go out: a country outside the allow-list, or the number's hourly cap.
@@ -314,157 +486,206 @@ async fn sms_refusal(
 /// code-authentication. `raw_code` is `authCode_nbest1` as received.
 pub async fn verify(
     state: &AppState,
-    customer: &CustomerId,
-    call: Option<&CallId>,
+    call: &Call<'_>,
     method: Option<Method>,
     raw_code: &str,
 ) -> Outcome {
-    let work = verify_inner(state, customer, call, method, raw_code);
+    let work = verify_inner(state, call, method, raw_code);
     match tokio::time::timeout(STORE_DEADLINE, work).await {
         Ok(Ok((outcome, used, detail))) => {
-            audit("verify", customer, call, used, outcome, detail);
+            audit("verify", call, used, outcome, detail);
             outcome
         }
-        Ok(Err(e)) => fault("verify", customer, call, method, &e),
-        Err(_) => fault(
-            "verify",
-            customer,
-            call,
-            method,
-            &"the store did not answer in time",
-        ),
+        Ok(Err(e)) => fault("verify", call, method, &e),
+        Err(_) => fault("verify", call, method, &"the store did not answer in time"),
     }
 }
+
+type Decision = (Outcome, Option<Method>, &'static str);
 
 async fn verify_inner(
     state: &AppState,
-    customer: &CustomerId,
-    call: Option<&CallId>,
+    call: &Call<'_>,
     method: Option<Method>,
     raw_code: &str,
-) -> anyhow::Result<(Outcome, Option<Method>, &'static str)> {
+) -> anyhow::Result<Decision> {
+    let max = state.settings.lockout.max_failures_per_caller;
+    let window = Duration::from_secs(state.settings.lockout.window_seconds);
+    // The line's own limit comes first, counted before any code is judged, so parallel guesses
+    // from one number never have more than max_failures_per_caller judged. A full count refuses
+    // without locking: attempts in flight may yet succeed and give theirs back.
+    let line = line(state, call);
+    let claim = match &line {
+        Some(l) => Some(
+            state
+                .store
+                .claim_capped(&l.lock, &l.count, max, window)
+                .await?,
+        ),
+        None => None,
+    };
+    let judge = !matches!(claim, Some(Claim::Locked | Claim::Full));
+    let decision = judge_code(state, call, method, raw_code, judge).await?;
+    if !judge && decision.0 != Outcome::Success {
+        // Only a repeat of the code just accepted in this call passes a refused line.
+        return Ok((
+            Outcome::Locked(Limit::CallerNumber),
+            decision.1,
+            Limit::CallerNumber.message(),
+        ));
+    }
+    if let (Some(line), Some(Claim::Allowed(n))) = (&line, claim) {
+        match decision.0 {
+            Outcome::IncorrectCode | Outcome::CodeExpired => {
+                if n >= u64::from(max) {
+                    let lock_for = Duration::from_secs(state.settings.lockout.duration_seconds);
+                    state.store.set(&line.lock, "1", Some(lock_for)).await?;
+                    state.store.del(&line.count).await?;
+                    locked_now(call, Limit::CallerNumber);
+                }
+            }
+            // Not a wrong code: the attempt is given back.
+            _ => state.store.decr(&line.count).await?,
+        }
+    }
+    Ok(decision)
+}
+
+fn locked_now(call: &Call<'_>, limit: Limit) {
+    metrics::counter!("twofactor_lockouts_total", "limit" => limit_label(limit)).increment(1);
+    tracing::warn!(target: "audit", event = "locked", customer = %call.customer, caller = call.number.map(CallerNumber::masked).unwrap_or_default(), outcome = "locked", detail = limit.message(), "locked after too many wrong codes");
+}
+
+fn limit_label(limit: Limit) -> &'static str {
+    match limit {
+        Limit::Customer => "customer",
+        Limit::CustomerFromCaller => "customer_from_caller",
+        Limit::CallerNumber => "caller_number",
+    }
+}
+
+/// Judges one code for the customer in one atomic store step (see `Store::verify_code`). With
+/// `judge` false only a repeat of the accepted code is recognised.
+async fn judge_code(
+    state: &AppState,
+    call: &Call<'_>,
+    method: Option<Method>,
+    raw_code: &str,
+    judge: bool,
+) -> anyhow::Result<Decision> {
     let s = &state.settings;
     let keys = &state.keys;
     let code = normalise_code(raw_code);
-    // Unknown customers go down the same path as known ones with no pending code, so neither the
-    // status nor the time taken tells them apart.
-    let record = state.directory.get(customer).await?;
-    // Each attempt is claimed before any code is looked at, in one atomic step with the lock check,
-    // so racing guesses can never have more than lockout.max_failures codes checked per window.
-    let l = &s.lockout;
-    let attempt = state
-        .store
-        .claim_attempt(
-            &keys.lock(customer),
-            &keys.failures(customer),
-            l.max_failures,
-            Duration::from_secs(l.window_seconds),
-            Duration::from_secs(l.duration_seconds),
-        )
-        .await?;
-    let Attempt::Allowed(attempt) = attempt else {
-        return Ok((Outcome::Locked, method, "customer locked"));
+    let code = code.as_deref().unwrap_or("-");
+    let Some(record) = state.directory.get(call.customer).await? else {
+        // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
+        // they still take a store round trip and answer as a customer with no pending code does.
+        state.store.get(&keys.lock(call.customer)).await?;
+        return Ok((Outcome::CodeExpired, method, "unknown customer"));
     };
-    let methods = record.as_ref().map(Methods::of).unwrap_or_default();
+    let methods = Methods::offered(state, &record);
     let chosen = match method {
         Some(m) => Some(m),
-        None => match state.store.get(&keys.choice(customer)).await? {
-            Some(m) => Method::parse(&m).ok(),
-            None => methods.only(),
-        },
+        None => remembered(state, call.customer, &methods).await?,
     };
-
-    if chosen == Some(Method::Authenticator)
-        && let Some(record) = record.as_ref().filter(|r| r.has_authenticator())
-    {
-        let secret = state
-            .directory
-            .totp_secret(customer, record)?
-            .unwrap_or_default();
-        let now = state.clock.now_unix();
-        let matched = code
+    let (lock, failures, limit) = lock_of(state, call);
+    let attempt_keys = AttemptKeys {
+        lock,
+        failures,
+        accepted: keys.accepted(call.customer),
+        choice: keys.choice(call.customer),
+        code: keys.code(call.customer),
+    };
+    let l = &s.lockout;
+    let rule = Lockout {
+        max: l.max_failures,
+        window: Duration::from_secs(l.window_seconds),
+        lock_for: Duration::from_secs(l.duration_seconds),
+        // Without a call id a repeat cannot be told from a guess: it counts as any attempt.
+        grace: match call.id {
+            Some(_) => Duration::from_secs(s.codes.retry_grace_seconds),
+            None => Duration::ZERO,
+        },
+        discard_code_on_lock: limit == Limit::Customer,
+    };
+    let (verdict, used) = if chosen == Some(Method::Authenticator) {
+        // Judged against the authenticator only: a pending sent code is never touched here, even
+        // for a customer without an authenticator (whose attempt then counts as wrong).
+        let secret = state.directory.totp_secret(call.customer, &record)?;
+        let matched = secret
             .as_deref()
-            .and_then(|c| crate::totp::check(&s.totp, &secret, c, now));
-        return match matched {
-            Some(step) => {
-                let window = s.totp.period_seconds * (2 * u64::from(s.totp.skew_steps) + 2);
-                if state
-                    .store
-                    .advance_step(&keys.totp_step(customer), step, Duration::from_secs(window))
-                    .await?
-                {
-                    succeed(state, customer).await?;
-                    Ok((Outcome::Success, chosen, "authenticator code accepted"))
-                } else {
-                    let o = fail(state, customer, attempt).await?;
-                    Ok((o, chosen, "authenticator code replayed"))
-                }
-            }
-            None => {
-                let o = fail(state, customer, attempt).await?;
-                Ok((o, chosen, "wrong authenticator code"))
-            }
-        };
-    }
-
-    let used = chosen.filter(|m| *m != Method::Authenticator);
-    let candidate = digest(
-        state,
-        customer,
-        call,
-        used.unwrap_or(Method::Email),
-        code.as_deref().unwrap_or("-"),
-    );
-    let check = state
-        .store
-        .check_code(
-            &keys.code(customer),
-            &candidate,
-            s.codes.max_verify_attempts,
-        )
-        .await?;
-    match check {
-        CodeCheck::Matched if record.is_some() && used.is_some() => {
-            succeed(state, customer).await?;
-            Ok((Outcome::Success, used, "code accepted"))
-        }
-        CodeCheck::Matched | CodeCheck::Missing => {
-            Ok((Outcome::CodeExpired, used, "no pending code"))
-        }
-        CodeCheck::Wrong { .. } => {
-            let o = fail(state, customer, attempt).await?;
-            Ok((o, used, "wrong code"))
-        }
-        CodeCheck::Exhausted => {
-            let o = fail(state, customer, attempt).await?;
-            Ok((o, used, "wrong code, code discarded after too many tries"))
-        }
-    }
-}
-
-async fn succeed(state: &AppState, customer: &CustomerId) -> anyhow::Result<()> {
-    state.store.del(&state.keys.failures(customer)).await?;
-    state.store.del(&state.keys.choice(customer)).await?;
-    Ok(())
-}
-
-/// A wrong code: when it was the customer's last allowed attempt in the window, lock them now
-/// (the attempt was already counted by `claim_attempt`).
-async fn fail(state: &AppState, customer: &CustomerId, attempt: u64) -> anyhow::Result<Outcome> {
-    let l = &state.settings.lockout;
-    if attempt >= u64::from(l.max_failures) {
-        let keys = &state.keys;
-        let lock_for = Duration::from_secs(l.duration_seconds);
-        state
+            .and_then(|secret| crate::totp::check(&s.totp, secret, code, state.clock.now_unix()));
+        let step_ttl = s.totp.period_seconds * (2 * u64::from(s.totp.skew_steps) + 2);
+        let candidates = digests(state, call, Method::Authenticator, "", code);
+        let verdict = state
             .store
-            .set(&keys.lock(customer), "1", Some(lock_for))
+            .verify_totp(
+                &attempt_keys,
+                &keys.totp_step(call.customer),
+                matched,
+                Duration::from_secs(step_ttl),
+                &candidates,
+                &rule,
+                judge,
+            )
             .await?;
-        state.store.del(&keys.code(customer)).await?;
-        state.store.del(&keys.failures(customer)).await?;
-        metrics::counter!("twofactor_lockouts_total").increment(1);
-        tracing::warn!(target: "audit", event = "locked", customer = %customer, outcome = "locked", "customer locked after too many wrong codes");
+        (verdict, chosen)
+    } else {
+        let m = chosen.unwrap_or(Method::Email);
+        let candidates = digests(state, call, m, methods.destination(m), code);
+        let verdict = state
+            .store
+            .verify_code(
+                &attempt_keys,
+                &candidates,
+                &rule,
+                s.codes.max_verify_attempts,
+                judge,
+            )
+            .await?;
+        (verdict, chosen)
+    };
+    if verdict.locked_now {
+        locked_now(call, limit);
     }
-    Ok(Outcome::IncorrectCode)
+    Ok(match verdict.judged {
+        Judged::Repeat => (
+            Outcome::Success,
+            used,
+            "repeat of the code accepted in this call",
+        ),
+        Judged::Accepted => (Outcome::Success, used, "code accepted"),
+        Judged::Locked => (Outcome::Locked(limit), used, limit.message()),
+        Judged::Missing => (Outcome::CodeExpired, used, "no pending code"),
+        Judged::Wrong => (Outcome::IncorrectCode, used, "wrong code"),
+        Judged::Exhausted => (
+            Outcome::IncorrectCode,
+            used,
+            "wrong code, code discarded after too many tries",
+        ),
+        Judged::Replayed => (Outcome::IncorrectCode, used, "authenticator code replayed"),
+    })
+}
+
+/// The method to judge when the request names none: the remembered choice, else the pending sent
+/// code's, else the authenticator if enrolled, else the only method.
+async fn remembered(
+    state: &AppState,
+    customer: &CustomerId,
+    methods: &Methods,
+) -> anyhow::Result<Option<Method>> {
+    let keys = &state.keys;
+    if let Some(m) = state.store.get(&keys.choice(customer)).await? {
+        return Ok(Method::parse(&m).ok());
+    }
+    if let Some(m) = state.store.pending_method(&keys.code(customer)).await? {
+        return Ok(Method::parse(&m).ok());
+    }
+    Ok(if methods.authenticator {
+        Some(Method::Authenticator)
+    } else {
+        methods.only()
+    })
 }
 
 /// What the caller keyed or said, as digits: spaces, dashes, dots and commas dropped; spoken digits

@@ -92,6 +92,8 @@ pub struct GiaSettings {
     pub customer_id_params: Vec<String>,
     /// Parameter names that carry the call id; the first present wins.
     pub call_id_params: Vec<String>,
+    /// Parameter names that carry the caller's number (ANI); the first present wins.
+    pub caller_number_params: Vec<String>,
 }
 
 /// The `<status>` strings; each is a callflow path name, so each can be renamed.
@@ -118,6 +120,8 @@ pub struct CodeSettings {
     /// Sends per customer per `send_window_seconds`.
     pub max_sends: u32,
     pub send_window_seconds: u64,
+    /// How long a repeat of the accepted code in the same call answers success again, uncounted.
+    pub retry_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +130,17 @@ pub struct LockoutSettings {
     pub max_failures: u32,
     pub window_seconds: u64,
     pub duration_seconds: u64,
+    /// Wrong codes per caller number across all customers in the window; 0 turns the limit off.
+    pub max_failures_per_caller: u32,
+    /// What `max_failures` locks: the customer, or the pair (customer, caller number).
+    pub scope: LockoutScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockoutScope {
+    Customer,
+    Caller,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -554,6 +569,11 @@ impl Settings {
                 30 * DAY,
             ),
             ("totp.period_seconds", self.totp.period_seconds, 300),
+            (
+                "codes.retry_grace_seconds",
+                self.codes.retry_grace_seconds,
+                300,
+            ),
             ("email.smtp.timeout_ms", self.email.smtp.timeout_ms, 300_000),
             ("sms.timeout_ms", self.sms.timeout_ms, 300_000),
             (
@@ -701,13 +721,15 @@ impl Settings {
                 "production needs Redis (set store.url = \"redis://…\"): the memory store loses codes on restart and is not shared between instances",
             ));
         }
-        if self.email_transport() == EmailTransport::Outbox {
+        // A channel left unconfigured is simply not offered (see `email_offered`); only an explicit
+        // outbox is refused, since it would write codes to a file.
+        if self.email.transport == EmailTransport::Outbox {
             return Err(invalid(
                 "email.transport",
                 "production cannot deliver to the outbox: set email.smtp.host (and email.transport = \"smtp\")",
             ));
         }
-        if self.sms_transport() == SmsTransport::Outbox {
+        if self.sms.transport == SmsTransport::Outbox {
             return Err(invalid(
                 "sms.transport",
                 "production cannot deliver to the outbox: set sms.url (and sms.transport = \"http\")",
@@ -743,6 +765,19 @@ impl Settings {
             EmailTransport::Auto => EmailTransport::Smtp,
             t => t,
         }
+    }
+
+    /// Whether email is offered to callers: in production only with a real transport, so codes are
+    /// never written to a file there.
+    pub fn email_offered(&self) -> bool {
+        self.server.environment != Environment::Production
+            || self.email_transport() != EmailTransport::Outbox
+    }
+
+    /// Whether SMS is offered to callers (see [`Settings::email_offered`]).
+    pub fn sms_offered(&self) -> bool {
+        self.server.environment != Environment::Production
+            || self.sms_transport() != SmsTransport::Outbox
     }
 
     /// The SMS transport after resolving `auto`.
@@ -852,7 +887,7 @@ mod tests {
         let prod = "[server]\nenvironment = \"production\"\n";
         let smtp = "[email.smtp]\nhost = \"mail.example\"\n";
         let sms = "[sms]\nurl = \"https://sms.example/send\"\n";
-        let cases: [(&[&str], &str); 7] = [
+        let cases: [(&[&str], &str); 6] = [
             (&[prod, redis, smtp, sms], "security.encryption_key"),
             (&[prod, key_only, redis, smtp, sms], "security.auth_scheme"),
             (
@@ -867,8 +902,10 @@ mod tests {
                 "admin.tokens",
             ),
             (&[prod, key, smtp, sms], "store.url = \"redis://"),
-            (&[prod, key, redis, sms], "set email.smtp.host"),
-            (&[prod, key, redis, smtp], "set sms.url"),
+            (
+                &[prod, key, redis, smtp, "[sms]\ntransport = \"outbox\"\n"],
+                "set sms.url",
+            ),
             (
                 &[
                     prod,
@@ -894,6 +931,10 @@ mod tests {
             .expect("complete production settings load");
         assert_eq!(ok.email_transport(), EmailTransport::Smtp);
         assert_eq!(ok.sms_transport(), SmsTransport::Http);
+        assert!(ok.email_offered() && ok.sms_offered());
+        // A channel left unconfigured is not offered, rather than refused or sent to a file.
+        let email_only = Settings::from_layers(&[prod, key, redis, smtp]).expect("email only");
+        assert!(email_only.email_offered() && !email_only.sms_offered());
     }
 
     #[test]

@@ -71,6 +71,23 @@ impl Key {
     }
 }
 
+impl Key {
+    fn digest(&self, parts: &[&str]) -> String {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.hmac[..])
+            .expect("HMAC takes any key length");
+        for p in parts {
+            // Length prefixes keep ("ab","c") and ("a","bc") apart.
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p.as_bytes());
+        }
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// The current key and the ones rotated out.
 pub struct Keyring {
     current: Key,
@@ -114,20 +131,28 @@ impl Keyring {
         &self.current.id
     }
 
-    /// HMAC-SHA256 over length-prefixed parts, hex encoded: how a code is kept at rest.
+    /// HMAC-SHA256 over length-prefixed parts under the current key, hex encoded: how a code is
+    /// kept at rest.
     pub fn digest(&self, parts: &[&str]) -> String {
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.current.hmac[..])
-            .expect("HMAC takes any key length");
-        for p in parts {
-            // Length prefixes keep ("ab","c") and ("a","bc") apart.
-            mac.update(&(p.len() as u64).to_be_bytes());
-            mac.update(p.as_bytes());
-        }
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
+        self.current.digest(parts)
+    }
+
+    /// The digest of `parts` under the current key, then under each previous key: what a stored
+    /// digest is compared with, so during a rotation an instance on either key checks the codes
+    /// the other one sent.
+    pub fn digests(&self, parts: &[&str]) -> Vec<String> {
+        std::iter::once(&self.current)
+            .chain(self.previous.iter())
+            .map(|k| k.digest(parts))
             .collect()
+    }
+
+    /// Whether `sealed` was made with the current key (else `keys reseal` has work to do).
+    pub fn is_current(&self, sealed: &str) -> bool {
+        sealed
+            .strip_prefix("v1.")
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(id, _)| id == self.current.id)
     }
 
     /// Encrypts with the current key; `context` (e.g. the customer id) is bound as associated data,

@@ -79,6 +79,40 @@ impl fmt::Display for CallId {
     }
 }
 
+/// The number the caller rings from (ANI), as GIA passes it. Only a number counts: digits with an
+/// optional leading `+` (spaces, dashes, dots and brackets dropped); "anonymous", "restricted" or
+/// an empty value is no number at all, so withheld callers never share one line's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerNumber(String);
+
+impl CallerNumber {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let s = raw.trim();
+        let (plus, rest) = match s.strip_prefix('+') {
+            Some(rest) => ("+", rest),
+            None => ("", s),
+        };
+        let digits: String = rest
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        ((3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| CallerNumber(format!("{plus}{digits}")))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn masked(&self) -> String {
+        mask_phone(&self.0)
+    }
+}
+
+impl fmt::Display for CallerNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
 /// How the caller gets or makes a code: `TwoFactorAuthSelectedMethod`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Method {

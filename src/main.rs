@@ -51,6 +51,18 @@ enum Command {
         #[command(subcommand)]
         command: TotpCommand,
     },
+    /// Manage the encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored authenticator secret under security.encryption_key, so the keys in
+    /// security.previous_encryption_keys can be retired; prints how many it resealed.
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +81,8 @@ enum TotpCommand {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
+    /// Remove customer ID's authenticator (a lost or stolen phone); its codes stop working at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -112,6 +126,12 @@ fn main() -> ExitCode {
                     png,
                 },
         } => runtime.block_on(totp_enroll(settings, id, qr, invert, png)),
+        Command::Totp {
+            command: TotpCommand::Revoke { id },
+        } => runtime.block_on(totp_revoke(settings, id)),
+        Command::Keys {
+            command: KeysCommand::Reseal,
+        } => runtime.block_on(keys_reseal(settings)),
         Command::SendTestEmail { address } => runtime.block_on(send_test_email(settings, address)),
         Command::SendTestSms { number } => runtime.block_on(send_test_sms(settings, number)),
     };
@@ -202,6 +222,39 @@ async fn totp_enroll(
     Ok(())
 }
 
+/// The state of the running service's store, for commands that change it; refuses `memory://`,
+/// which lives only in this command's own process.
+async fn shared_state(settings: Settings, what: &str) -> anyhow::Result<AppState> {
+    anyhow::ensure!(
+        !settings.store.url.starts_with("memory:"),
+        "store.url is memory://, so {what} would reach only this command's own empty store: \
+         point store.url (and security.encryption_key) at the service's"
+    );
+    AppState::from_settings(settings).await
+}
+
+async fn totp_revoke(settings: Settings, id: String) -> anyhow::Result<()> {
+    let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
+    let state = shared_state(settings, "a revocation").await?;
+    anyhow::ensure!(
+        state.directory.revoke_totp(&id).await?,
+        "customer {id} has no authenticator to revoke (or does not exist)"
+    );
+    tracing::info!(target: "audit", event = "totp-revoke", customer = %id, via = "cli", outcome = "revoked");
+    println!("revoked the authenticator of customer {id}");
+    Ok(())
+}
+
+async fn keys_reseal(settings: Settings) -> anyhow::Result<()> {
+    let state = shared_state(settings, "a reseal").await?;
+    let n = state.directory.reseal_all().await?;
+    println!(
+        "resealed {n} authenticator secrets under key {}",
+        state.keyring.current_id()
+    );
+    Ok(())
+}
+
 /// A code that reads as a test in the message (all zeros), never one the service issued.
 fn test_code(settings: &Settings) -> secrecy::SecretString {
     secrecy::SecretString::from("0".repeat(settings.codes.digits as usize))
@@ -209,7 +262,11 @@ fn test_code(settings: &Settings) -> secrecy::SecretString {
 
 async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<()> {
     let to = Email::parse(&address).map_err(|e| anyhow::anyhow!("ADDRESS: {e}"))?;
-    let (email, _) = delivery::from_settings(&settings)?;
+    let (Some(email), _) = delivery::from_settings(&settings)? else {
+        anyhow::bail!(
+            "email is not offered: production has no transport for it (set email.smtp.host)"
+        );
+    };
     let code = test_code(&settings);
     let message = CodeMessage {
         code: &code,
@@ -232,7 +289,9 @@ async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<
 async fn send_test_sms(settings: Settings, number: String) -> anyhow::Result<()> {
     let to = PhoneNumber::parse_in(&number, settings.directory.default_region.0)
         .map_err(|e| anyhow::anyhow!("NUMBER: {e}"))?;
-    let (_, sms) = delivery::from_settings(&settings)?;
+    let (_, Some(sms)) = delivery::from_settings(&settings)? else {
+        anyhow::bail!("SMS is not offered: production has no transport for it (set sms.url)");
+    };
     let code = test_code(&settings);
     let message = CodeMessage {
         code: &code,

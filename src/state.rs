@@ -36,8 +36,9 @@ pub struct AppState {
     pub keys: Keys,
     pub keyring: Arc<Keyring>,
     pub directory: Arc<Directory>,
-    pub email: Arc<dyn EmailSender>,
-    pub sms: Arc<dyn SmsSender>,
+    /// `None` when the channel is not offered (production with no transport for it).
+    pub email: Option<Arc<dyn EmailSender>>,
+    pub sms: Option<Arc<dyn SmsSender>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -52,6 +53,11 @@ impl AppState {
                     redact_url(&settings.store.url)
                 )
             })?;
+        Self::with_store(settings, store)
+    }
+
+    /// Builds the state around a store opened elsewhere (instances sharing one store in tests).
+    pub fn with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
         let (email, sms) = crate::delivery::from_settings(&settings)?;
         Self::with_parts(settings, store, email, sms)
     }
@@ -60,8 +66,8 @@ impl AppState {
     pub fn with_parts(
         settings: Settings,
         store: Arc<dyn Store>,
-        email: Arc<dyn EmailSender>,
-        sms: Arc<dyn SmsSender>,
+        email: Option<Arc<dyn EmailSender>>,
+        sms: Option<Arc<dyn SmsSender>>,
     ) -> anyhow::Result<AppState> {
         let keyring = Arc::new(keyring(&settings)?);
         let keys = Keys::new(&settings.store.key_prefix);

@@ -131,39 +131,44 @@ impl StatusMatcher {
     }
 }
 
-/// The senders the settings ask for. Runs inside a Tokio runtime (the SMTP pool spawns a task).
-pub fn from_settings(
-    settings: &Settings,
-) -> anyhow::Result<(Arc<dyn EmailSender>, Arc<dyn SmsSender>)> {
+/// The email and SMS senders; `None` for a channel that is not offered.
+pub type Senders = (Option<Arc<dyn EmailSender>>, Option<Arc<dyn SmsSender>>);
+
+/// The senders the settings ask for; `None` for a channel that is not offered (production with no
+/// transport for it). Runs inside a Tokio runtime (the SMTP pool spawns a task).
+pub fn from_settings(settings: &Settings) -> anyhow::Result<Senders> {
     // One outbox for both channels, so its lock keeps their lines from interleaving.
     let outbox = Arc::new(outbox::Outbox::new(settings));
-    let email: Arc<dyn EmailSender> = match settings.email_transport() {
-        // `email_transport()` has resolved Auto already.
-        EmailTransport::Outbox | EmailTransport::Auto => {
-            tracing::warn!(
-                file = %settings.delivery.outbox_file,
-                "email goes to the outbox file, not to callers: set email.smtp.host to send real email"
-            );
-            outbox.clone()
-        }
-        EmailTransport::Smtp => {
-            let smtp = &settings.email.smtp;
-            tracing::info!(host = %smtp.host, port = smtp.port, security = ?smtp.security, "email goes out over SMTP");
-            Arc::new(email::SmtpEmail::new(settings)?)
-        }
+    let email: Option<Arc<dyn EmailSender>> = if !settings.email_offered() {
+        tracing::warn!(
+            "email is not offered to callers: production has no transport for it (set email.smtp.host)"
+        );
+        None
+    } else if settings.email_transport() == EmailTransport::Smtp {
+        let smtp = &settings.email.smtp;
+        tracing::info!(host = %smtp.host, port = smtp.port, security = ?smtp.security, "email goes out over SMTP");
+        Some(Arc::new(email::SmtpEmail::new(settings)?))
+    } else {
+        tracing::warn!(
+            file = %settings.delivery.outbox_file,
+            "email goes to the outbox file, not to callers: set email.smtp.host to send real email"
+        );
+        Some(outbox.clone())
     };
-    let sms: Arc<dyn SmsSender> = match settings.sms_transport() {
-        SmsTransport::Outbox | SmsTransport::Auto => {
-            tracing::warn!(
-                file = %settings.delivery.outbox_file,
-                "SMS goes to the outbox file, not to callers: set sms.url to use an SMS gateway"
-            );
-            outbox.clone()
-        }
-        SmsTransport::Http => {
-            tracing::info!(method = %settings.sms.method, "SMS goes out through the HTTP gateway");
-            Arc::new(sms::HttpSms::new(settings)?)
-        }
+    let sms: Option<Arc<dyn SmsSender>> = if !settings.sms_offered() {
+        tracing::warn!(
+            "SMS is not offered to callers: production has no transport for it (set sms.url)"
+        );
+        None
+    } else if settings.sms_transport() == SmsTransport::Http {
+        tracing::info!(method = %settings.sms.method, "SMS goes out through the HTTP gateway");
+        Some(Arc::new(sms::HttpSms::new(settings)?))
+    } else {
+        tracing::warn!(
+            file = %settings.delivery.outbox_file,
+            "SMS goes to the outbox file, not to callers: set sms.url to use an SMS gateway"
+        );
+        Some(outbox)
     };
     Ok((email, sms))
 }

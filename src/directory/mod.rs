@@ -146,6 +146,9 @@ impl Directory {
     pub async fn upsert(&self, c: ValidCustomer) -> Result<bool, DirectoryError> {
         let old = self.get(&c.id).await?;
         let existed = old.is_some();
+        let contacts_changed = old
+            .as_ref()
+            .is_some_and(|o| o.email != c.email || o.phone != c.phone);
         let old_sealed = old.and_then(|o| o.totp_sealed);
         let totp_sealed = match &c.totp_secret {
             Some(secret) => {
@@ -171,7 +174,78 @@ impl Directory {
             },
         )
         .await?;
+        if contacts_changed {
+            self.forget_pending(&c.id).await?;
+        }
         Ok(existed)
+    }
+
+    /// A sent code is valid only for the destination it went to: when a contact changes, the
+    /// pending code, the remembered method and the retry-grace record go. (The code's digest binds
+    /// its destination too, so a send racing this change still cannot verify afterwards.)
+    async fn forget_pending(&self, id: &CustomerId) -> Result<(), DirectoryError> {
+        for key in [
+            self.keys.code(id),
+            self.keys.choice(id),
+            self.keys.accepted(id),
+        ] {
+            self.store.del(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the customer's authenticator (a lost or stolen phone) and its replay record; false
+    /// when there is no such customer or no authenticator.
+    pub async fn revoke_totp(&self, id: &CustomerId) -> Result<bool, DirectoryError> {
+        let Some(mut c) = self.get(id).await? else {
+            return Ok(false);
+        };
+        if c.totp_sealed.take().is_none() {
+            return Ok(false);
+        }
+        self.write(id, &c).await?;
+        self.store.del(&self.keys.totp_step(id)).await?;
+        self.store.del(&self.keys.accepted(id)).await?;
+        Ok(true)
+    }
+
+    /// Re-encrypts every stored authenticator secret under the current key, so previous keys can
+    /// be retired. Each record is replaced only if unchanged since it was read, so an enrolment
+    /// racing the reseal is never undone. Answers how many were resealed.
+    pub async fn reseal_all(&self) -> Result<usize, DirectoryError> {
+        let mut resealed = 0;
+        for key in self
+            .store
+            .keys_with_prefix(&self.keys.customer_prefix())
+            .await?
+        {
+            let Some(id) = self.keys.customer_id_of(&key) else {
+                continue;
+            };
+            let id = CustomerId::parse(&id).map_err(|e| DirectoryError::Corrupt(id, e))?;
+            let Some(json) = self.store.get(&key).await? else {
+                continue;
+            };
+            let mut c: Customer = serde_json::from_str(&json)
+                .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
+            let Some(sealed) = c.totp_sealed.as_deref() else {
+                continue;
+            };
+            if self.keyring.is_current(sealed) {
+                continue;
+            }
+            let secret = self
+                .keyring
+                .decrypt(sealed, id.as_str())
+                .map_err(|e| DirectoryError::Secret(id.to_string(), e))?;
+            c.totp_sealed = Some(self.keyring.encrypt(&secret, id.as_str()));
+            let new = serde_json::to_string(&c)
+                .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
+            if self.store.compare_and_set(&key, &json, &new).await? {
+                resealed += 1;
+            }
+        }
+        Ok(resealed)
     }
 
     /// Replaces the TOTP secret of an existing customer; false when there is no such customer.
@@ -194,10 +268,11 @@ impl Directory {
         Ok(())
     }
 
-    /// Deletes the record and its replay history; true when there was a record.
+    /// Deletes the record, its replay history and any pending code; true when there was a record.
     pub async fn delete(&self, id: &CustomerId) -> Result<bool, DirectoryError> {
         let existed = self.store.del(&self.keys.customer(id)).await?;
         self.store.del(&self.keys.totp_step(id)).await?;
+        self.forget_pending(id).await?;
         Ok(existed)
     }
 

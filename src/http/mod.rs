@@ -70,10 +70,19 @@ pub fn status_of(state: &AppState, outcome: Outcome) -> &str {
         Outcome::NotFound => &s.not_found,
         Outcome::IncorrectCode => &s.incorrect_code,
         Outcome::CodeExpired => &s.code_expired,
-        Outcome::Locked => &s.locked,
-        Outcome::SendLimited => &s.send_limited,
+        Outcome::Locked(_) => &s.locked,
+        Outcome::SendLimited(_) => &s.send_limited,
         Outcome::Error => &s.error,
     }
+}
+
+/// The answer for an outcome: its status, and a `<message>` naming the limit when one refused.
+pub fn answer(state: &AppState, endpoint: Endpoint, outcome: Outcome) -> HttpResponse {
+    let status = status_of(state, outcome);
+    xml_ok(match outcome.message() {
+        Some(message) => crate::xml::error(endpoint, status, message),
+        None => crate::xml::status(endpoint, status),
+    })
 }
 
 pub fn xml_ok(body: String) -> HttpResponse {

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::web;
 use futures_util::StreamExt;
 
-use crate::domain::{CallId, CustomerId, Method, truncate};
+use crate::domain::{CallId, CallerNumber, CustomerId, Method, truncate};
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::{self, Endpoint};
@@ -72,6 +72,12 @@ impl Params {
         self.first(&ctx.state.settings.gia.call_id_params)
             .map(|raw| CallId::parse(raw).map_err(|e| ctx.err(ErrorKind::BadRequest, e)))
             .transpose()
+    }
+
+    /// The caller's number (ANI) when one is passed; anything that is not a number is ignored.
+    pub fn caller_number(&self, ctx: &Ctx<'_>) -> Option<CallerNumber> {
+        self.first(&ctx.state.settings.gia.caller_number_params)
+            .and_then(CallerNumber::parse)
     }
 
     pub fn method(&self, ctx: &Ctx<'_>) -> Result<Option<Method>, ApiError> {

@@ -2,11 +2,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::answer;
 use super::params::{self, Ctx};
-use super::{status_of, xml_ok};
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
-use crate::xml::{self, Endpoint};
+use crate::xml::Endpoint;
 
 pub async fn send_code(
     req: HttpRequest,
@@ -19,16 +19,19 @@ pub async fn send_code(
     };
     let params = params::extract(&ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
-    let call = params.call_id(&ctx)?;
+    let call_id = params.call_id(&ctx)?;
+    let number = params.caller_number(&ctx);
+    let call = crate::codes::Call {
+        customer: &customer,
+        id: call_id.as_ref(),
+        number: number.as_ref(),
+    };
     let method = params.method(&ctx)?.ok_or_else(|| {
         ctx.err(
             ErrorKind::BadRequest,
             "missing TwoFactorAuthSelectedMethod: send Email, SMS or Authenticator",
         )
     })?;
-    let outcome = crate::codes::send(&state, &customer, call.as_ref(), method).await;
-    Ok(xml_ok(xml::status(
-        Endpoint::SendCode,
-        status_of(&state, outcome),
-    )))
+    let outcome = crate::codes::send(&state, &call, method).await;
+    Ok(answer(&state, Endpoint::SendCode, outcome))
 }

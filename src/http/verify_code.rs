@@ -2,11 +2,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::answer;
 use super::params::{self, Ctx};
-use super::{status_of, xml_ok};
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
-use crate::xml::{self, Endpoint};
+use crate::xml::Endpoint;
 
 pub async fn verify_code(
     req: HttpRequest,
@@ -19,7 +19,13 @@ pub async fn verify_code(
     };
     let params = params::extract(&ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
-    let call = params.call_id(&ctx)?;
+    let call_id = params.call_id(&ctx)?;
+    let number = params.caller_number(&ctx);
+    let call = crate::codes::Call {
+        customer: &customer,
+        id: call_id.as_ref(),
+        number: number.as_ref(),
+    };
     let method = params.method(&ctx)?;
     // Present but empty (the caller said nothing) is a wrong code; absent is a malformed request.
     let code = params.get("authCode_nbest1").ok_or_else(|| {
@@ -28,9 +34,6 @@ pub async fn verify_code(
             "missing authCode_nbest1: send the code the caller entered",
         )
     })?;
-    let outcome = crate::codes::verify(&state, &customer, call.as_ref(), method, code).await;
-    Ok(xml_ok(xml::status(
-        Endpoint::VerifyCode,
-        status_of(&state, outcome),
-    )))
+    let outcome = crate::codes::verify(&state, &call, method, code).await;
+    Ok(answer(&state, Endpoint::VerifyCode, outcome))
 }

@@ -47,6 +47,38 @@ impl Keys {
     pub fn totp_step(&self, id: &CustomerId) -> String {
         self.per_customer("totp:step", id)
     }
+    /// The digest of the code accepted last in a call (retry grace).
+    pub fn accepted(&self, id: &CustomerId) -> String {
+        self.per_customer("accepted", id)
+    }
+    /// Wrong codes from one caller number (keyed by its digest) for one customer, when
+    /// `lockout.scope = "caller"`; in the customer's slot, beside the customer's other keys.
+    pub fn pair_failures(&self, id: &CustomerId, caller_digest: &str) -> String {
+        format!("{}:{caller_digest}", self.failures(id))
+    }
+    /// Present while one caller number is locked out of one customer.
+    pub fn pair_lock(&self, id: &CustomerId, caller_digest: &str) -> String {
+        format!("{}:{caller_digest}", self.lock(id))
+    }
+    /// Attempts from one caller number across all customers; keyed by a digest, not the number.
+    pub fn caller_failures(&self, caller_digest: &str) -> String {
+        format!("{}caller:failures:{{{caller_digest}}}", self.prefix)
+    }
+    /// Present while one caller number is locked.
+    pub fn caller_lock(&self, caller_digest: &str) -> String {
+        format!("{}caller:lock:{{{caller_digest}}}", self.prefix)
+    }
+    /// Every customer record's key starts with this.
+    pub fn customer_prefix(&self) -> String {
+        format!("{}customer:", self.prefix)
+    }
+    /// The customer id in a key from [`Keys::customer`].
+    pub fn customer_id_of(&self, key: &str) -> Option<String> {
+        key.strip_prefix(&self.customer_prefix())?
+            .strip_prefix('{')?
+            .strip_suffix('}')
+            .map(str::to_string)
+    }
     /// SMS sent to one number in the current hour; keyed by a digest, not the number.
     pub fn sms_number(&self, number_digest: &str) -> String {
         format!("{}sms:number:{number_digest}", self.prefix)

@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Attempt, CodeCheck, Store, StoreError};
+use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, Verdict};
 
 #[derive(Debug, Clone)]
 enum Value {
     Text(String),
-    Code { digest: String, attempts: u32 },
+    Code {
+        digest: String,
+        method: String,
+        attempts: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +36,9 @@ struct Inner {
     map: HashMap<String, Entry>,
     writes: u64,
 }
+
+/// The most entries the memory store holds: about 200 MB at the most, whatever a flood sends.
+const MAX_ENTRIES: usize = 1_000_000;
 
 /// Sweep expired entries every this many writes, so memory stays bounded without a timer task.
 const SWEEP_EVERY: u64 = 1024;
@@ -68,6 +75,137 @@ impl MemoryStore {
             }
         }
         f(&mut inner.map, now)
+    }
+}
+
+/// What the method-specific part of a verification decided.
+enum Outcome {
+    Judged(Judged),
+    /// Right: keep this digest as the accepted one.
+    Accept(String),
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The value at `key` if it has not expired (other keys than the one `with` already cleaned).
+fn live<'m>(m: &'m HashMap<String, Entry>, key: &str, now: Instant) -> Option<&'m Value> {
+    m.get(key).filter(|e| e.live(now)).map(|e| &e.value)
+}
+
+/// Counts one more in the window counter at `key` (the window starts at the first count).
+fn counter(
+    m: &mut HashMap<String, Entry>,
+    key: &str,
+    now: Instant,
+    window: Duration,
+) -> Result<u64, StoreError> {
+    if m.get(key).is_some_and(|e| !e.live(now)) {
+        m.remove(key);
+    }
+    // Counters are what a flood of requests can make; past the cap, expired entries go first and
+    // then new counters are refused (the `error` status) rather than memory growing without bound.
+    if m.len() >= MAX_ENTRIES && !m.contains_key(key) {
+        m.retain(|_, e| e.live(now));
+        if m.len() >= MAX_ENTRIES {
+            return Err(StoreError::Unavailable(format!(
+                "the memory store holds {MAX_ENTRIES} entries, its most"
+            )));
+        }
+    }
+    let entry = m.entry(key.to_string()).or_insert_with(|| Entry {
+        value: Value::Text("0".into()),
+        expires_at: Some(now + window),
+    });
+    let not_counter = || StoreError::Protocol(format!("{key} is not a counter"));
+    let Value::Text(ref mut s) = entry.value else {
+        return Err(not_counter());
+    };
+    let n = s.parse::<u64>().map_err(|_| not_counter())? + 1;
+    *s = n.to_string();
+    Ok(n)
+}
+
+fn set_counter(m: &mut HashMap<String, Entry>, key: &str, n: u64) {
+    if let Some(Entry {
+        value: Value::Text(s),
+        ..
+    }) = m.get_mut(key)
+    {
+        *s = n.to_string();
+    }
+}
+
+impl MemoryStore {
+    /// The steps both verifications share, as the Redis scripts' common prelude does: the repeat
+    /// check, the lock, the attempt count, then `judge` and the lock on the last allowed attempt.
+    fn verify(
+        &self,
+        keys: &AttemptKeys,
+        candidates: &[String],
+        rule: &Lockout,
+        judge: bool,
+        check: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> Outcome,
+    ) -> Result<Verdict, StoreError> {
+        let verdict = |judged, locked_now| Verdict { judged, locked_now };
+        self.with(&keys.failures, true, |m, now| {
+            if let Some(Value::Text(accepted)) = live(m, &keys.accepted, now)
+                && candidates.iter().any(|c| ct_eq(c, accepted))
+            {
+                return Ok(verdict(Judged::Repeat, false));
+            }
+            if !judge {
+                return Ok(verdict(Judged::Missing, false));
+            }
+            if live(m, &keys.lock, now).is_some() {
+                return Ok(verdict(Judged::Locked, false));
+            }
+            let n = counter(m, &keys.failures, now, rule.window)?;
+            let max = u64::from(rule.max);
+            let lock = |m: &mut HashMap<String, Entry>| {
+                m.insert(
+                    keys.lock.clone(),
+                    Entry {
+                        value: Value::Text("1".into()),
+                        expires_at: Some(now + rule.lock_for),
+                    },
+                );
+                m.remove(&keys.failures);
+                if rule.discard_code_on_lock {
+                    m.remove(&keys.code);
+                }
+            };
+            if n > max {
+                lock(m);
+                return Ok(verdict(Judged::Locked, true));
+            }
+            if m.get(&keys.code).is_some_and(|e| !e.live(now)) {
+                m.remove(&keys.code);
+            }
+            match check(m, now) {
+                Outcome::Accept(digest) => {
+                    m.remove(&keys.failures);
+                    m.remove(&keys.choice);
+                    if !rule.grace.is_zero() {
+                        m.insert(
+                            keys.accepted.clone(),
+                            Entry {
+                                value: Value::Text(digest),
+                                expires_at: Some(now + rule.grace),
+                            },
+                        );
+                    }
+                    Ok(verdict(Judged::Accepted, false))
+                }
+                Outcome::Judged(judged) if n >= max => {
+                    lock(m);
+                    Ok(verdict(judged, true))
+                }
+                Outcome::Judged(judged) => Ok(verdict(judged, false)),
+            }
+        })
     }
 }
 
@@ -121,21 +259,7 @@ impl Store for MemoryStore {
     }
 
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
-        self.with(key, true, |m, now| {
-            let entry = m.entry(key.to_string()).or_insert_with(|| Entry {
-                value: Value::Text("0".into()),
-                expires_at: Some(now + window),
-            });
-            let Value::Text(ref mut s) = entry.value else {
-                return Err(StoreError::Protocol(format!("{key} is not a counter")));
-            };
-            let n = s
-                .parse::<u64>()
-                .map_err(|_| StoreError::Protocol(format!("{key} is not a counter")))?
-                + 1;
-            *s = n.to_string();
-            Ok(n)
-        })
+        self.with(key, true, |m, now| counter(m, key, now, window))
     }
 
     async fn decr(&self, key: &str) -> Result<(), StoreError> {
@@ -152,13 +276,20 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn put_code(&self, key: &str, digest: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn put_code(
+        &self,
+        key: &str,
+        digest: &str,
+        method: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         self.with(key, true, |m, now| {
             m.insert(
                 key.to_string(),
                 Entry {
                     value: Value::Code {
                         digest: digest.to_string(),
+                        method: method.to_string(),
                         attempts: 0,
                     },
                     expires_at: Some(now + ttl),
@@ -168,38 +299,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn check_code(
-        &self,
-        key: &str,
-        digest: &str,
-        max_attempts: u32,
-    ) -> Result<CodeCheck, StoreError> {
-        use subtle::ConstantTimeEq;
-        Ok(self.with(key, true, |m, _| {
-            let Some(Entry {
-                value:
-                    Value::Code {
-                        digest: stored,
-                        attempts,
-                    },
+    async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.with(key, false, |m, _| match m.get(key) {
+            Some(Entry {
+                value: Value::Code { method, .. },
                 ..
-            }) = m.get_mut(key)
-            else {
-                return CodeCheck::Missing;
-            };
-            if bool::from(stored.as_bytes().ct_eq(digest.as_bytes())) {
-                m.remove(key);
-                return CodeCheck::Matched;
-            }
-            *attempts += 1;
-            if *attempts >= max_attempts {
-                m.remove(key);
-                CodeCheck::Exhausted
-            } else {
-                CodeCheck::Wrong {
-                    attempts: *attempts,
-                }
-            }
+            }) => Some(method.clone()),
+            _ => None,
         }))
     }
 
@@ -213,69 +319,111 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn claim_attempt(
+    async fn verify_code(
         &self,
-        lock_key: &str,
-        failures_key: &str,
-        max: u32,
-        window: Duration,
-        lock_for: Duration,
-    ) -> Result<Attempt, StoreError> {
-        // Both keys under the one lock: expire the failures entry too before reading it.
-        self.with(failures_key, true, |m, now| {
-            if m.get(lock_key).is_some_and(|e| e.live(now)) {
-                return Ok(Attempt::Locked);
-            }
-            let entry = m.entry(failures_key.to_string()).or_insert_with(|| Entry {
-                value: Value::Text("0".into()),
-                expires_at: Some(now + window),
-            });
-            let Value::Text(ref mut count) = entry.value else {
-                return Err(StoreError::Protocol(format!(
-                    "{failures_key} is not a counter"
-                )));
+        keys: &AttemptKeys,
+        candidates: &[String],
+        rule: &Lockout,
+        max_tries: u32,
+        judge: bool,
+    ) -> Result<Verdict, StoreError> {
+        self.verify(keys, candidates, rule, judge, |m, _| {
+            let Some(Entry {
+                value: Value::Code {
+                    digest, attempts, ..
+                },
+                ..
+            }) = m.get_mut(&keys.code)
+            else {
+                return Outcome::Judged(Judged::Missing);
             };
-            let n = count
-                .parse::<u64>()
-                .map_err(|_| StoreError::Protocol(format!("{failures_key} is not a counter")))?
-                + 1;
-            *count = n.to_string();
-            if n > u64::from(max) {
-                m.remove(failures_key);
-                m.insert(
-                    lock_key.to_string(),
-                    Entry {
-                        value: Value::Text("1".into()),
-                        expires_at: Some(now + lock_for),
-                    },
-                );
-                return Ok(Attempt::Locked);
+            if candidates.iter().any(|c| ct_eq(c, digest)) {
+                let digest = digest.clone();
+                m.remove(&keys.code);
+                return Outcome::Accept(digest);
             }
-            Ok(Attempt::Allowed(n))
+            *attempts += 1;
+            if *attempts >= max_tries {
+                m.remove(&keys.code);
+                Outcome::Judged(Judged::Exhausted)
+            } else {
+                Outcome::Judged(Judged::Wrong)
+            }
         })
     }
 
-    async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError> {
-        Ok(self.with(key, true, |m, now| {
-            let last = match m.get(key) {
-                Some(Entry {
-                    value: Value::Text(s),
-                    ..
-                }) => s.parse::<u64>().ok(),
+    async fn verify_totp(
+        &self,
+        keys: &AttemptKeys,
+        step_key: &str,
+        matched_step: Option<u64>,
+        step_ttl: Duration,
+        candidates: &[String],
+        rule: &Lockout,
+        judge: bool,
+    ) -> Result<Verdict, StoreError> {
+        self.verify(keys, candidates, rule, judge, |m, now| {
+            let Some(step) = matched_step else {
+                return Outcome::Judged(Judged::Wrong);
+            };
+            let last = match live(m, step_key, now) {
+                Some(Value::Text(s)) => s.parse::<u64>().ok(),
                 _ => None,
             };
             if last.is_some_and(|l| step <= l) {
-                return false;
+                return Outcome::Judged(Judged::Replayed);
             }
             m.insert(
-                key.to_string(),
+                step_key.to_string(),
                 Entry {
                     value: Value::Text(step.to_string()),
-                    expires_at: Some(now + ttl),
+                    expires_at: Some(now + step_ttl),
                 },
             );
-            true
+            Outcome::Accept(candidates.first().cloned().unwrap_or_default())
+        })
+    }
+
+    async fn claim_capped(
+        &self,
+        lock_key: &str,
+        count_key: &str,
+        max: u32,
+        window: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.with(count_key, true, |m, now| {
+            if live(m, lock_key, now).is_some() {
+                return Ok(Claim::Locked);
+            }
+            let n = counter(m, count_key, now, window)?;
+            if n > u64::from(max) {
+                set_counter(m, count_key, n - 1);
+                return Ok(Claim::Full);
+            }
+            Ok(Claim::Allowed(n))
+        })
+    }
+
+    async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+        Ok(self.with(key, true, |m, _| match m.get_mut(key) {
+            Some(Entry {
+                value: Value::Text(s),
+                ..
+            }) if s == old => {
+                *s = new.to_string();
+                true
+            }
+            _ => false,
         }))
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .dump(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
     }
 
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -292,7 +440,11 @@ impl Store for MemoryStore {
                 let v = match &e.value {
                     Value::Text(s) => s.clone(),
                     // The same text as the Redis backend gives for its hash (`HGETALL`, fields in order).
-                    Value::Code { digest, attempts } => format!("d={digest} a={attempts}"),
+                    Value::Code {
+                        digest,
+                        method,
+                        attempts,
+                    } => format!("d={digest} m={method} a={attempts}"),
                 };
                 (k.clone(), v)
             })

@@ -21,25 +21,69 @@ pub enum StoreError {
     Protocol(String),
 }
 
-/// What the atomic check of a pending code found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeCheck {
-    /// No code pending (never sent, expired, used, or exhausted).
-    Missing,
-    /// The digest matched; the code is gone.
-    Matched,
-    /// Wrong; the code survives with `attempts` wrong tries so far.
-    Wrong { attempts: u32 },
-    /// Wrong, and that was the last try allowed: the code is gone.
-    Exhausted,
+/// The keys one verification touches, all in the customer's hash slot.
+#[derive(Debug, Clone)]
+pub struct AttemptKeys {
+    /// Present while locked (the customer, or the customer for one caller number).
+    pub lock: String,
+    /// Attempts in the current lockout window.
+    pub failures: String,
+    /// The digest of the code accepted last in a call, kept for `codes.retry_grace_seconds`.
+    pub accepted: String,
+    /// The remembered method, forgotten on success.
+    pub choice: String,
+    /// The pending sent code; discarded when the attempt locks.
+    pub code: String,
 }
 
-/// What claiming a verification attempt found.
+/// The lockout rule an attempt is judged under.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    /// Attempts allowed in `window`; the last one allowed locks when it is not a success.
+    pub max: u32,
+    pub window: Duration,
+    pub lock_for: Duration,
+    /// How long an accepted code answers success again in the same call; zero for never.
+    pub grace: Duration,
+    /// Whether locking discards the pending code: yes for the customer's own lock, no for one
+    /// caller number's lock on the customer (the customer may still use the code from their line).
+    pub discard_code_on_lock: bool,
+}
+
+/// What one atomic verification decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// The customer is locked (already, or by this attempt going over the limit).
+pub enum Judged {
+    /// The code accepted last in this call, repeated within the grace period: success, not counted.
+    Repeat,
+    /// Locked before this attempt (or it went over the limit); nothing was judged.
     Locked,
-    /// Go ahead: this is attempt number `n` in the current window.
+    /// Right: a sent code is consumed, an authenticator step recorded; failures reset.
+    Accepted,
+    /// No pending code (never sent, expired, used or discarded).
+    Missing,
+    /// Wrong; a sent code survives with one more wrong try.
+    Wrong,
+    /// Wrong, and that was the code's last try: it is gone.
+    Exhausted,
+    /// A right authenticator code from a step at or before the last accepted one.
+    Replayed,
+}
+
+/// A verification's outcome, and whether this attempt was the last allowed and locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub judged: Judged,
+    pub locked_now: bool,
+}
+
+/// What claiming an attempt against a capped counter found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The lock key exists.
+    Locked,
+    /// As many attempts as allowed are counted or in flight: refused, but nothing is locked.
+    Full,
+    /// Go ahead: this is attempt number `n` in the window.
     Allowed(u64),
 }
 
@@ -133,32 +177,61 @@ pub trait Store: Send + Sync + 'static {
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     /// Takes back one increment (a send that failed must not count); never below zero.
     async fn decr(&self, key: &str) -> Result<(), StoreError>;
-    /// Stores a pending code digest with no wrong tries yet, replacing any pending one.
-    async fn put_code(&self, key: &str, digest: &str, ttl: Duration) -> Result<(), StoreError>;
-    /// Atomically compares `digest` with the pending one: deletes it on a match, counts a wrong try
-    /// otherwise and deletes it at `max_attempts`. Concurrent calls never see one code twice.
-    async fn check_code(
+    /// Stores a pending code digest (sent by `method`) with no wrong tries yet, replacing any.
+    async fn put_code(
         &self,
         key: &str,
         digest: &str,
-        max_attempts: u32,
-    ) -> Result<CodeCheck, StoreError>;
+        method: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// The method the pending code at `key` was sent by, if one is pending.
+    async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Deletes the pending code only while it is still `digest` (a racing resend's code survives).
     async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError>;
-    /// Atomically claims one verification attempt: `Locked` while `lock_key` exists; otherwise counts
-    /// the attempt in `failures_key` (window starting at its first count) and, when that goes over
-    /// `max`, sets `lock_key` for `lock_for` and answers `Locked`. Racing attempts can never
-    /// evaluate more than `max` codes per window. `lock_key` and `failures_key` share a hash slot.
-    async fn claim_attempt(
+    /// One atomic verification of a sent code. In order: a repeat of the accepted digest (any of
+    /// `candidates`) answers `Repeat`; a lock answers `Locked`; otherwise the attempt is counted (a
+    /// count over `rule.max` locks); the pending code is compared with every candidate (one per
+    /// key of the key ring), deleted on a match (failures and choice reset, the digest kept as
+    /// accepted for `rule.grace`), or charged a wrong try and deleted at `max_tries`. The last
+    /// allowed attempt, when not a success, locks and discards the code. With `judge` false only
+    /// the repeat check runs (`Missing` otherwise), for attempts refused by another limit.
+    async fn verify_code(
+        &self,
+        keys: &AttemptKeys,
+        candidates: &[String],
+        rule: &Lockout,
+        max_tries: u32,
+        judge: bool,
+    ) -> Result<Verdict, StoreError>;
+    /// The same for an authenticator code already checked against the secret: `matched_step` is
+    /// the TOTP step it matched (`None` for a wrong code). A match is accepted only when the step is
+    /// after the one stored at `step_key` (replay), which is then raised, kept for `step_ttl`.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_totp(
+        &self,
+        keys: &AttemptKeys,
+        step_key: &str,
+        matched_step: Option<u64>,
+        step_ttl: Duration,
+        candidates: &[String],
+        rule: &Lockout,
+        judge: bool,
+    ) -> Result<Verdict, StoreError>;
+    /// Claims one attempt against a counter shared by many requests (a caller number's): `Locked`
+    /// while `lock_key` exists, `Full` (and nothing counted) when `max` are already counted,
+    /// otherwise counts it. A success gives its attempt back with [`Store::decr`].
+    async fn claim_capped(
         &self,
         lock_key: &str,
-        failures_key: &str,
+        count_key: &str,
         max: u32,
         window: Duration,
-        lock_for: Duration,
-    ) -> Result<Attempt, StoreError>;
-    /// Atomically raises the stored step to `step` if `step` is greater; true when raised.
-    async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError>;
+    ) -> Result<Claim, StoreError>;
+    /// Replaces the value at `key` only while it is still `old`; true when replaced.
+    async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError>;
+    /// Every key that starts with `prefix` (maintenance commands; not for the request path).
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Every key and value under `prefix` (admin export, tests that scan what is stored).
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
 }

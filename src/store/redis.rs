@@ -9,34 +9,15 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Attempt, CodeCheck, Store, StoreError, StoreUrl};
+use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, StoreUrl, Verdict};
 
-/// Replace the pending code: digest `d`, wrong tries `a`.
+/// Replace the pending code: digest `d`, method `m`, wrong tries `a`.
 static PUT_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'a', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'm', ARGV[2], 'a', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1",
-    )
-});
-
-/// 0 missing, 1 matched (deleted), 2 wrong (attempts follow), 3 exhausted (deleted).
-/// The digests are keyed HMACs, so comparing them with `==` reveals nothing an attacker can steer.
-static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local d = redis.call('HGET', KEYS[1], 'd')
-if not d then return {0, 0} end
-if d == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return {1, 0}
-end
-local a = redis.call('HINCRBY', KEYS[1], 'a', 1)
-if a >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return {3, a}
-end
-return {2, a}",
     )
 });
 
@@ -50,8 +31,80 @@ return 0",
     )
 });
 
-/// KEYS: lock, failures. ARGV: max, window ms, lock ms. -1 locked, else the attempt's number.
-static CLAIM_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+/// The start both verification scripts share. KEYS: lock, failures, accepted, choice, code, then
+/// the script's own. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on
+/// lock (1/0), two of the script's own, then the candidate digests. Answers {kind, locked now}: 0 missing, 1 accepted, 2 wrong,
+/// 3 exhausted, 4 locked, 5 repeat, 6 replayed. The digests are keyed HMACs, so comparing them
+/// with `==` reveals nothing an attacker can steer.
+const VERIFY_PRELUDE: &str = r"local function candidate(v)
+  for i = 9, #ARGV do if v == ARGV[i] then return true end end
+  return false
+end
+local function lock()
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
+end
+local function accept(digest)
+  redis.call('DEL', KEYS[2], KEYS[4])
+  if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], digest, 'PX', ARGV[4]) end
+end
+local accepted = redis.call('GET', KEYS[3])
+if accepted and candidate(accepted) then return {5, 0} end
+if ARGV[5] ~= '1' then return {0, 0} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {4, 0} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+local max = tonumber(ARGV[1])
+if n > max then
+  lock()
+  return {4, 1}
+end
+local function judged(kind)
+  if n >= max then
+    lock()
+    return {kind, 1}
+  end
+  return {kind, 0}
+end
+";
+
+/// A sent code: ARGV[7] is the wrong tries one code survives.
+static VERIFY_CODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{VERIFY_PRELUDE}
+local d = redis.call('HGET', KEYS[5], 'd')
+if not d then return judged(0) end
+if candidate(d) then
+  redis.call('DEL', KEYS[5])
+  accept(d)
+  return {{1, 0}}
+end
+if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[7]) then
+  redis.call('DEL', KEYS[5])
+  return judged(3)
+end
+return judged(2)"
+    ))
+});
+
+/// An authenticator code: KEYS[6] the last accepted step; ARGV[7] the matched step (-1 none),
+/// ARGV[8] the step record's life in ms.
+static VERIFY_TOTP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{VERIFY_PRELUDE}
+local step = tonumber(ARGV[7])
+if step < 0 then return judged(2) end
+local last = tonumber(redis.call('GET', KEYS[6]) or '-1')
+if last and step <= last then return judged(6) end
+redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
+accept(ARGV[9])
+return {{1, 0}}"
+    ))
+});
+
+/// KEYS: lock, count. ARGV: max, window ms. -1 locked, -2 full (nothing counted), else the count.
+static CLAIM_CAPPED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local n = redis.call('INCR', KEYS[2])
@@ -59,11 +112,20 @@ if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 if n > tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  return -1
+  redis.call('DECR', KEYS[2])
+  return -2
 end
 return n",
+    )
+});
+
+static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0",
     )
 });
 
@@ -81,16 +143,6 @@ static DECR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n and n > 0 then redis.call('DECR', KEYS[1]) end
-return 1",
-    )
-});
-
-static ADVANCE_STEP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local step = tonumber(ARGV[1])
-if last and step <= last then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1",
     )
 });
@@ -164,6 +216,60 @@ fn millis(d: Duration) -> u64 {
 /// A store call that hangs must become the `error` status quickly, not a stuck callflow.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A SCAN/KEYS pattern matching every key that starts with `prefix`.
+fn glob_prefix(prefix: &str) -> String {
+    format!(
+        "{}*",
+        prefix
+            .replace('*', "\\*")
+            .replace('?', "\\?")
+            .replace('[', "\\[")
+    )
+}
+
+/// The shared part of both verification scripts' invocations (see `VERIFY_PRELUDE`).
+fn verify_invocation<'a>(
+    script: &'a Script,
+    keys: &AttemptKeys,
+    rule: &Lockout,
+    judge: bool,
+) -> redis::ScriptInvocation<'a> {
+    let mut inv = script.prepare_invoke();
+    inv.key(&keys.lock)
+        .key(&keys.failures)
+        .key(&keys.accepted)
+        .key(&keys.choice)
+        .key(&keys.code)
+        .arg(rule.max)
+        .arg(millis(rule.window))
+        .arg(millis(rule.lock_for))
+        .arg(rule.grace.as_millis() as u64)
+        .arg(u8::from(judge))
+        .arg(u8::from(rule.discard_code_on_lock));
+    inv
+}
+
+fn verdict((kind, locked_now): (i64, i64)) -> Result<Verdict, StoreError> {
+    let judged = match kind {
+        0 => Judged::Missing,
+        1 => Judged::Accepted,
+        2 => Judged::Wrong,
+        3 => Judged::Exhausted,
+        4 => Judged::Locked,
+        5 => Judged::Repeat,
+        6 => Judged::Replayed,
+        other => {
+            return Err(StoreError::Protocol(format!(
+                "verification script answered {other}"
+            )));
+        }
+    };
+    Ok(Verdict {
+        judged,
+        locked_now: locked_now == 1,
+    })
+}
 
 impl RedisStore {
     pub async fn connect(url: StoreUrl) -> Result<RedisStore, StoreError> {
@@ -346,11 +452,18 @@ impl Store for RedisStore {
             .map(|_| ())
     }
 
-    async fn put_code(&self, key: &str, digest: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn put_code(
+        &self,
+        key: &str,
+        digest: &str,
+        method: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         self.run(async |c| {
             PUT_CODE
                 .key(key)
                 .arg(digest)
+                .arg(method)
                 .arg(millis(ttl))
                 .invoke_async::<i64>(c)
                 .await
@@ -359,35 +472,8 @@ impl Store for RedisStore {
         .map(|_| ())
     }
 
-    async fn check_code(
-        &self,
-        key: &str,
-        digest: &str,
-        max_attempts: u32,
-    ) -> Result<CodeCheck, StoreError> {
-        let (outcome, attempts): (i64, i64) = self
-            .run(async |c| {
-                CHECK_CODE
-                    .key(key)
-                    .arg(digest)
-                    .arg(max_attempts)
-                    .invoke_async(c)
-                    .await
-            })
-            .await?;
-        Ok(match outcome {
-            0 => CodeCheck::Missing,
-            1 => CodeCheck::Matched,
-            2 => CodeCheck::Wrong {
-                attempts: attempts.max(0) as u32,
-            },
-            3 => CodeCheck::Exhausted,
-            other => {
-                return Err(StoreError::Protocol(format!(
-                    "check script answered {other}"
-                )));
-            }
-        })
+    async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.run(async |c| c.hget(key, "m").await).await
     }
 
     async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError> {
@@ -397,45 +483,112 @@ impl Store for RedisStore {
         Ok(n == 1)
     }
 
-    async fn claim_attempt(
+    async fn verify_code(
+        &self,
+        keys: &AttemptKeys,
+        candidates: &[String],
+        rule: &Lockout,
+        max_tries: u32,
+        judge: bool,
+    ) -> Result<Verdict, StoreError> {
+        let mut inv = verify_invocation(&VERIFY_CODE, keys, rule, judge);
+        inv.arg(max_tries).arg(0).arg(candidates);
+        let reply: (i64, i64) = self.run(async |c| inv.invoke_async(c).await).await?;
+        verdict(reply)
+    }
+
+    async fn verify_totp(
+        &self,
+        keys: &AttemptKeys,
+        step_key: &str,
+        matched_step: Option<u64>,
+        step_ttl: Duration,
+        candidates: &[String],
+        rule: &Lockout,
+        judge: bool,
+    ) -> Result<Verdict, StoreError> {
+        let mut inv = verify_invocation(&VERIFY_TOTP, keys, rule, judge);
+        let step = matched_step.map_or(-1, |s| s as i64);
+        inv.key(step_key)
+            .arg(step)
+            .arg(millis(step_ttl))
+            .arg(candidates);
+        let reply: (i64, i64) = self.run(async |c| inv.invoke_async(c).await).await?;
+        verdict(reply)
+    }
+
+    async fn claim_capped(
         &self,
         lock_key: &str,
-        failures_key: &str,
+        count_key: &str,
         max: u32,
         window: Duration,
-        lock_for: Duration,
-    ) -> Result<Attempt, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let n: i64 = self
             .run(async |c| {
-                CLAIM_ATTEMPT
+                CLAIM_CAPPED
                     .key(lock_key)
-                    .key(failures_key)
+                    .key(count_key)
                     .arg(max)
                     .arg(millis(window))
-                    .arg(millis(lock_for))
                     .invoke_async(c)
                     .await
             })
             .await?;
-        Ok(if n < 0 {
-            Attempt::Locked
-        } else {
-            Attempt::Allowed(n as u64)
+        Ok(match n {
+            -1 => Claim::Locked,
+            n if n < 0 => Claim::Full,
+            n => Claim::Allowed(n as u64),
         })
     }
 
-    async fn advance_step(&self, key: &str, step: u64, ttl: Duration) -> Result<bool, StoreError> {
+    async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError> {
         let n: i64 = self
             .run(async |c| {
-                ADVANCE_STEP
+                COMPARE_AND_SET
                     .key(key)
-                    .arg(step)
-                    .arg(millis(ttl))
+                    .arg(old)
+                    .arg(new)
                     .invoke_async(c)
                     .await
             })
             .await?;
         Ok(n == 1)
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pattern = glob_prefix(prefix);
+        let mut c = self.connection().await?;
+        if let Conn::Cluster(cluster) = &mut c {
+            // SCAN walks one node; KEYS sent to every master and combined covers the cluster. This
+            // serves maintenance commands, never a callflow request.
+            use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+            let value = cluster
+                .route_command(
+                    redis::cmd("KEYS").arg(&pattern).clone(),
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::CombineArrays),
+                    )),
+                )
+                .await
+                .map_err(unavailable)?;
+            let mut keys: Vec<String> =
+                redis::from_redis_value(value).map_err(|e| StoreError::Protocol(e.to_string()))?;
+            keys.sort();
+            return Ok(keys);
+        }
+        let mut keys: Vec<String> = Vec::new();
+        let mut iter = c
+            .scan_match::<_, String>(&pattern)
+            .await
+            .map_err(unavailable)?;
+        while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+            keys.push(k.map_err(unavailable)?);
+        }
+        drop(iter);
+        keys.sort();
+        Ok(keys)
     }
 
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
@@ -445,24 +598,7 @@ impl Store for RedisStore {
                 "dump is not available on Redis Cluster".into(),
             ));
         }
-        let pattern = format!(
-            "{}*",
-            prefix
-                .replace('*', "\\*")
-                .replace('?', "\\?")
-                .replace('[', "\\[")
-        );
-        let mut keys: Vec<String> = Vec::new();
-        {
-            let mut iter = c
-                .scan_match::<_, String>(&pattern)
-                .await
-                .map_err(unavailable)?;
-            while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
-                keys.push(k.map_err(unavailable)?);
-            }
-        }
-        keys.sort();
+        let keys = self.keys_with_prefix(prefix).await?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let kind: String = redis::cmd("TYPE")

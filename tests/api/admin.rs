@@ -391,7 +391,7 @@ async fn bad_input_is_a_json_400(kind: StoreKind) {
     )
     .await;
     assert_eq!(res.status, 405);
-    assert_eq!(res.header("allow"), "POST");
+    assert_eq!(res.header("allow"), "POST, DELETE");
 }
 both_stores!(admin_bad_input_answers_json_4xx, bad_input_is_a_json_400);
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use twofactor::store::{CodeCheck, Store};
+use twofactor::store::{AttemptKeys, Claim, Judged, Lockout, Store, Verdict};
 
 use crate::helpers::{rand_u64, redis};
 
@@ -126,15 +126,12 @@ async fn del_reports_what_it_deleted(store: Arc<dyn Store>, p: String) {
     assert_eq!(store.get(&k).await.unwrap(), None);
 
     let code = format!("{p}code");
-    store.put_code(&code, "d", LONG).await.unwrap();
+    store.put_code(&code, "d", "email", LONG).await.unwrap();
     assert!(
         store.del(&code).await.unwrap(),
         "a pending code is deleted too"
     );
-    assert_eq!(
-        store.check_code(&code, "d", 3).await.unwrap(),
-        CodeCheck::Missing
-    );
+    assert_eq!(store.pending_method(&code).await.unwrap(), None);
 }
 both_backends!(
     del_reports_what_it_deleted_agree,
@@ -201,113 +198,238 @@ async fn decr_never_goes_below_zero(store: Arc<dyn Store>, p: String) {
 }
 both_backends!(decr_never_goes_below_zero_agree, decr_never_goes_below_zero);
 
-async fn check_code_is_atomic_limited_and_single_use(store: Arc<dyn Store>, p: String) {
+/// The keys of one customer's verification, under the test's prefix.
+fn attempt_keys(p: &str) -> AttemptKeys {
+    AttemptKeys {
+        lock: format!("{p}lock"),
+        failures: format!("{p}failures"),
+        accepted: format!("{p}accepted"),
+        choice: format!("{p}choice"),
+        code: format!("{p}code"),
+    }
+}
+
+/// A lockout that never gets in the way of the code rules under test.
+const LENIENT: Lockout = Lockout {
+    max: 1000,
+    window: LONG,
+    lock_for: LONG,
+    grace: Duration::ZERO,
+    discard_code_on_lock: true,
+};
+
+async fn check(store: &Arc<dyn Store>, p: &str, digest: &str, tries: u32) -> Judged {
+    verify(store, p, &[digest], &LENIENT, tries).await.judged
+}
+
+async fn verify(
+    store: &Arc<dyn Store>,
+    p: &str,
+    digests: &[&str],
+    rule: &Lockout,
+    tries: u32,
+) -> Verdict {
+    let candidates: Vec<String> = digests.iter().map(|d| d.to_string()).collect();
+    store
+        .verify_code(&attempt_keys(p), &candidates, rule, tries, true)
+        .await
+        .unwrap()
+}
+
+async fn verify_code_is_atomic_limited_and_single_use(store: Arc<dyn Store>, p: String) {
     let k = format!("{p}code");
     assert_eq!(
-        store.check_code(&k, "right", 3).await.unwrap(),
-        CodeCheck::Missing,
+        check(&store, &p, "right", 3).await,
+        Judged::Missing,
         "none pending"
     );
 
     // Wrong tries count up to the limit, and the last one discards the code.
-    store.put_code(&k, "right", LONG).await.unwrap();
+    store.put_code(&k, "right", "sms", LONG).await.unwrap();
     assert_eq!(
-        store.check_code(&k, "wrong", 3).await.unwrap(),
-        CodeCheck::Wrong { attempts: 1 }
+        store.pending_method(&k).await.unwrap().as_deref(),
+        Some("sms")
     );
+    assert_eq!(check(&store, &p, "wrong", 3).await, Judged::Wrong);
+    assert_eq!(check(&store, &p, "wrong", 3).await, Judged::Wrong);
+    assert_eq!(check(&store, &p, "wrong", 3).await, Judged::Exhausted);
     assert_eq!(
-        store.check_code(&k, "wrong", 3).await.unwrap(),
-        CodeCheck::Wrong { attempts: 2 }
-    );
-    assert_eq!(
-        store.check_code(&k, "wrong", 3).await.unwrap(),
-        CodeCheck::Exhausted
-    );
-    assert_eq!(
-        store.check_code(&k, "right", 3).await.unwrap(),
-        CodeCheck::Missing,
+        check(&store, &p, "right", 3).await,
+        Judged::Missing,
         "gone after the last try"
     );
 
     // A match deletes it: single use.
-    store.put_code(&k, "right", LONG).await.unwrap();
+    store.put_code(&k, "right", "email", LONG).await.unwrap();
+    assert_eq!(check(&store, &p, "wrong", 3).await, Judged::Wrong);
+    assert_eq!(check(&store, &p, "right", 3).await, Judged::Accepted);
     assert_eq!(
-        store.check_code(&k, "wrong", 3).await.unwrap(),
-        CodeCheck::Wrong { attempts: 1 }
-    );
-    assert_eq!(
-        store.check_code(&k, "right", 3).await.unwrap(),
-        CodeCheck::Matched
-    );
-    assert_eq!(
-        store.check_code(&k, "right", 3).await.unwrap(),
-        CodeCheck::Missing,
+        check(&store, &p, "right", 3).await,
+        Judged::Missing,
         "single use"
     );
 
     // put_code replaces the pending code and its wrong tries.
-    store.put_code(&k, "old", LONG).await.unwrap();
+    store.put_code(&k, "old", "email", LONG).await.unwrap();
+    assert_eq!(check(&store, &p, "wrong", 3).await, Judged::Wrong);
+    assert_eq!(check(&store, &p, "wrong", 3).await, Judged::Wrong);
+    store.put_code(&k, "new", "email", LONG).await.unwrap();
     assert_eq!(
-        store.check_code(&k, "wrong", 3).await.unwrap(),
-        CodeCheck::Wrong { attempts: 1 }
-    );
-    store.put_code(&k, "new", LONG).await.unwrap();
-    assert_eq!(
-        store.check_code(&k, "old", 3).await.unwrap(),
-        CodeCheck::Wrong { attempts: 1 },
+        check(&store, &p, "old", 3).await,
+        Judged::Wrong,
         "replaced, tries reset"
     );
-    assert_eq!(
-        store.check_code(&k, "new", 3).await.unwrap(),
-        CodeCheck::Matched
-    );
+    assert_eq!(check(&store, &p, "new", 3).await, Judged::Accepted);
+
+    // Any candidate matches: a code written under either key of a rotation.
+    store
+        .put_code(&k, "under-old-key", "email", LONG)
+        .await
+        .unwrap();
+    let v = verify(&store, &p, &["under-new-key", "under-old-key"], &LENIENT, 3).await;
+    assert_eq!(v.judged, Judged::Accepted);
 
     // One try allowed: the first wrong one exhausts it.
-    store.put_code(&k, "right", LONG).await.unwrap();
-    assert_eq!(
-        store.check_code(&k, "wrong", 1).await.unwrap(),
-        CodeCheck::Exhausted
-    );
+    store.put_code(&k, "right", "email", LONG).await.unwrap();
+    assert_eq!(check(&store, &p, "wrong", 1).await, Judged::Exhausted);
 
     // Expiry: pending (one round trip inside SHORT), then gone.
-    store.put_code(&k, "right", SHORT).await.unwrap();
+    store.put_code(&k, "right", "email", SHORT).await.unwrap();
     assert_eq!(
-        store.check_code(&k, "wrong", 3).await.unwrap(),
-        CodeCheck::Wrong { attempts: 1 },
+        check(&store, &p, "wrong", 3).await,
+        Judged::Wrong,
         "pending until its TTL ends"
     );
     past(SHORT).await;
     assert_eq!(
-        store.check_code(&k, "right", 3).await.unwrap(),
-        CodeCheck::Missing,
+        check(&store, &p, "right", 3).await,
+        Judged::Missing,
         "expired"
+    );
+    assert_eq!(store.pending_method(&k).await.unwrap(), None);
+}
+both_backends!(
+    verify_code_is_atomic_limited_and_single_use_agree,
+    verify_code_is_atomic_limited_and_single_use
+);
+
+async fn the_last_allowed_attempt_locks(store: Arc<dyn Store>, p: String) {
+    let rule = Lockout { max: 3, ..LENIENT };
+    let k = format!("{p}code");
+    store.put_code(&k, "right", "email", LONG).await.unwrap();
+
+    let first = verify(&store, &p, &["wrong"], &rule, 10).await;
+    let second = verify(&store, &p, &["wrong"], &rule, 10).await;
+    let third = verify(&store, &p, &["wrong"], &rule, 10).await;
+    let after = verify(&store, &p, &["right"], &rule, 10).await;
+
+    assert!(!first.locked_now && !second.locked_now);
+    assert_eq!(third.judged, Judged::Wrong);
+    assert!(third.locked_now, "the third of three allowed locks");
+    assert_eq!(after.judged, Judged::Locked, "even the right code");
+    assert_eq!(
+        store.pending_method(&k).await.unwrap(),
+        None,
+        "code discarded"
+    );
+
+    // A right code resets the count, and forgets the remembered method.
+    let q = format!("{p}q:");
+    let keys = attempt_keys(&q);
+    store.set(&keys.choice, "email", Some(LONG)).await.unwrap();
+    store
+        .put_code(&keys.code, "right", "email", LONG)
+        .await
+        .unwrap();
+    verify(&store, &q, &["wrong"], &rule, 10).await;
+    verify(&store, &q, &["wrong"], &rule, 10).await;
+    assert_eq!(
+        verify(&store, &q, &["right"], &rule, 10).await.judged,
+        Judged::Accepted
+    );
+    assert_eq!(store.get(&keys.failures).await.unwrap(), None);
+    assert_eq!(store.get(&keys.choice).await.unwrap(), None);
+    assert!(!verify(&store, &q, &["wrong"], &rule, 10).await.locked_now);
+}
+both_backends!(
+    the_last_allowed_attempt_locks_agree,
+    the_last_allowed_attempt_locks
+);
+
+async fn an_accepted_code_repeats_only_within_its_grace(store: Arc<dyn Store>, p: String) {
+    let rule = Lockout {
+        max: 2,
+        grace: SHORT,
+        ..LENIENT
+    };
+    let keys = attempt_keys(&p);
+    store
+        .put_code(&keys.code, "right", "sms", LONG)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        verify(&store, &p, &["right"], &rule, 3).await.judged,
+        Judged::Accepted
+    );
+    let repeats: Vec<Judged> =
+        futures_util::future::join_all((0..5).map(|_| verify(&store, &p, &["right"], &rule, 3)))
+            .await
+            .into_iter()
+            .map(|v| v.judged)
+            .collect();
+    let refused = store
+        .verify_code(&keys, &["right".to_string()], &rule, 3, false)
+        .await
+        .unwrap();
+
+    assert_eq!(repeats, vec![Judged::Repeat; 5], "repeats are not counted");
+    assert_eq!(refused.judged, Judged::Repeat, "even when not judged");
+    assert_eq!(store.get(&keys.lock).await.unwrap(), None, "not locked");
+    let other = store
+        .verify_code(&keys, &["other".to_string()], &rule, 3, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.judged,
+        Judged::Missing,
+        "nothing judged, nothing counted"
+    );
+    assert_eq!(store.get(&keys.failures).await.unwrap(), None);
+    past(SHORT).await;
+    assert_eq!(
+        verify(&store, &p, &["right"], &rule, 3).await.judged,
+        Judged::Missing,
+        "the grace ends"
     );
 }
 both_backends!(
-    check_code_is_atomic_limited_and_single_use_agree,
-    check_code_is_atomic_limited_and_single_use
+    an_accepted_code_repeats_only_within_its_grace_agree,
+    an_accepted_code_repeats_only_within_its_grace
 );
 
-async fn check_code_races_see_one_code_once(store: Arc<dyn Store>, p: String) {
-    let k = format!("{p}race");
-    store.put_code(&k, "right", LONG).await.unwrap();
+async fn verify_code_races_see_one_code_once(store: Arc<dyn Store>, p: String) {
+    store
+        .put_code(&format!("{p}code"), "right", "email", LONG)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = store.clone();
-            let k = k.clone();
+            let p = p.clone();
             let digest = if i % 2 == 0 { "right" } else { "wrong" };
-            tokio::spawn(async move { store.check_code(&k, digest, 3).await.unwrap() })
+            tokio::spawn(async move { check(&store, &p, digest, 3).await })
         })
         .collect();
-    let results: Vec<CodeCheck> = futures_util::future::join_all(tasks)
+    let results: Vec<Judged> = futures_util::future::join_all(tasks)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    let matched = results.iter().filter(|r| **r == CodeCheck::Matched).count();
+    let matched = results.iter().filter(|r| **r == Judged::Accepted).count();
     let judged_wrong = results
         .iter()
-        .filter(|r| matches!(r, CodeCheck::Wrong { .. } | CodeCheck::Exhausted))
+        .filter(|r| matches!(r, Judged::Wrong | Judged::Exhausted))
         .count();
     assert!(matched <= 1, "matched {matched} times: {results:?}");
     assert!(
@@ -318,55 +440,127 @@ async fn check_code_races_see_one_code_once(store: Arc<dyn Store>, p: String) {
         matched + judged_wrong >= 1,
         "someone saw the code: {results:?}"
     );
-    assert_eq!(
-        store.check_code(&k, "right", 3).await.unwrap(),
-        CodeCheck::Missing
-    );
+    assert_eq!(check(&store, &p, "right", 3).await, Judged::Missing);
+
+    // Racing guesses never have more than the lockout allows judged.
+    let q = format!("{p}q:");
+    let rule = Lockout { max: 5, ..LENIENT };
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            let q = q.clone();
+            tokio::spawn(async move { verify(&store, &q, &["guess"], &rule, 100).await.judged })
+        })
+        .collect();
+    let judged = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|j| *j != Judged::Locked)
+        .count();
+    assert_eq!(judged, 5, "exactly the allowed attempts were judged");
 }
 both_backends!(
-    check_code_races_see_one_code_once_agree,
-    check_code_races_see_one_code_once
+    verify_code_races_see_one_code_once_agree,
+    verify_code_races_see_one_code_once
 );
 
-async fn advance_step_only_moves_forward(store: Arc<dyn Store>, p: String) {
-    // The ordering, on a key that lives through every step.
-    let k = format!("{p}step");
-    assert!(
-        store.advance_step(&k, 0, LONG).await.unwrap(),
-        "any step is new at first, 0 included"
+async fn authenticator_steps_only_move_forward(store: Arc<dyn Store>, p: String) {
+    let keys = attempt_keys(&p);
+    let step_key = format!("{p}step");
+    let totp = |step: Option<u64>, ttl: Duration| {
+        let store = store.clone();
+        let (keys, step_key) = (keys.clone(), step_key.clone());
+        async move {
+            store
+                .verify_totp(
+                    &keys,
+                    &step_key,
+                    step,
+                    ttl,
+                    &["d".to_string()],
+                    &LENIENT,
+                    true,
+                )
+                .await
+                .unwrap()
+                .judged
+        }
+    };
+    assert_eq!(
+        totp(Some(0), LONG).await,
+        Judged::Accepted,
+        "any step is new at first"
     );
-    assert!(store.advance_step(&k, 5, LONG).await.unwrap(), "forward");
-    assert!(
-        !store.advance_step(&k, 5, LONG).await.unwrap(),
-        "the same step is a replay"
-    );
-    assert!(
-        !store.advance_step(&k, 4, LONG).await.unwrap(),
-        "an older step is a replay"
-    );
-    assert!(
-        store.advance_step(&k, 6, LONG).await.unwrap(),
+    assert_eq!(totp(Some(5), LONG).await, Judged::Accepted, "forward");
+    assert_eq!(totp(Some(5), LONG).await, Judged::Replayed, "the same step");
+    assert_eq!(totp(Some(4), LONG).await, Judged::Replayed, "an older step");
+    assert_eq!(totp(None, LONG).await, Judged::Wrong, "no step matched");
+    assert_eq!(
+        totp(Some(6), LONG).await,
+        Judged::Accepted,
         "strictly greater"
     );
-    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("6"));
+    assert_eq!(store.get(&step_key).await.unwrap().as_deref(), Some("6"));
 
-    // Expiry, on a key of its own: a step, its replay refused (one round trip inside SHORT), then
-    // an older step accepted once the memory is gone.
-    let short = format!("{p}step-short");
-    assert!(store.advance_step(&short, 6, SHORT).await.unwrap());
-    assert!(
-        !store.advance_step(&short, 3, SHORT).await.unwrap(),
-        "remembered until its TTL ends"
-    );
+    // The memory of steps expires with its TTL.
+    store.del(&step_key).await.unwrap();
+    assert_eq!(totp(Some(6), SHORT).await, Judged::Accepted);
+    assert_eq!(totp(Some(3), SHORT).await, Judged::Replayed);
     past(SHORT).await;
+    assert_eq!(totp(Some(3), SHORT).await, Judged::Accepted);
+}
+both_backends!(
+    authenticator_steps_only_move_forward_agree,
+    authenticator_steps_only_move_forward
+);
+
+async fn claim_capped_refuses_when_full_without_locking(store: Arc<dyn Store>, p: String) {
+    let (lock, count) = (format!("{p}lock"), format!("{p}count"));
+    let claim = || store.claim_capped(&lock, &count, 2, LONG);
+    assert_eq!(claim().await.unwrap(), Claim::Allowed(1));
+    assert_eq!(claim().await.unwrap(), Claim::Allowed(2));
+    assert_eq!(claim().await.unwrap(), Claim::Full);
+    assert_eq!(store.get(&lock).await.unwrap(), None, "full is not locked");
+    store.decr(&count).await.unwrap();
+    assert_eq!(
+        claim().await.unwrap(),
+        Claim::Allowed(2),
+        "a success gives its attempt back"
+    );
+    store.set(&lock, "1", Some(LONG)).await.unwrap();
+    assert_eq!(claim().await.unwrap(), Claim::Locked);
+}
+both_backends!(
+    claim_capped_refuses_when_full_without_locking_agree,
+    claim_capped_refuses_when_full_without_locking
+);
+
+async fn compare_and_set_and_keys_with_prefix(store: Arc<dyn Store>, p: String) {
+    let k = format!("{p}rec");
+    store.set(&k, "v1", None).await.unwrap();
+    assert!(!store.compare_and_set(&k, "other", "v2").await.unwrap());
+    assert!(store.compare_and_set(&k, "v1", "v2").await.unwrap());
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("v2"));
     assert!(
-        store.advance_step(&short, 3, SHORT).await.unwrap(),
-        "the memory of steps expires"
+        !store
+            .compare_and_set(&format!("{p}none"), "", "x")
+            .await
+            .unwrap()
+    );
+    store.set(&format!("{p}rec2"), "x", None).await.unwrap();
+    store
+        .set(&format!("{}x", prefix()), "x", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.keys_with_prefix(&format!("{p}rec")).await.unwrap(),
+        vec![k.clone(), format!("{p}rec2")]
     );
 }
 both_backends!(
-    advance_step_only_moves_forward_agree,
-    advance_step_only_moves_forward
+    compare_and_set_and_keys_with_prefix_agree,
+    compare_and_set_and_keys_with_prefix
 );
 
 async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
@@ -376,13 +570,10 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
     store.set(&format!("{p}a"), "1", Some(LONG)).await.unwrap();
     store.incr_window(&format!("{p}c"), LONG).await.unwrap();
     store
-        .put_code(&format!("{p}code"), "digest", LONG)
+        .put_code(&format!("{p}code"), "digest", "email", LONG)
         .await
         .unwrap();
-    store
-        .check_code(&format!("{p}code"), "wrong", 3)
-        .await
-        .unwrap();
+    check(&store, &p, "wrong", 3).await;
     store
         .set(&format!("{p}gone"), "x", Some(BRIEF))
         .await
@@ -410,7 +601,8 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
         ("a", "1"),
         ("b", "2"),
         ("c", "1"),
-        ("code", "d=digest a=1"),
+        ("code", "d=digest m=email a=1"),
+        ("failures", "1"),
     ]
     .iter()
     .map(|(k, v)| (format!("{p}{k}"), v.to_string()))

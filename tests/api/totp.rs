@@ -127,15 +127,28 @@ async fn authenticator_choice(kind: StoreKind) {
         .await;
     let code = code_at(&app, &secret, clock.now());
 
-    // Without a choice the code is taken as a sent one, and none is pending.
-    assert_eq!(app.verify("3004", &code).await.xml_status(), "expired");
+    // With no choice and no pending sent code, an enrolled authenticator is what is checked.
+    assert_eq!(app.verify("3004", &code).await.xml_status(), "success");
+    clock.advance(30);
+    let code = code_at(&app, &secret, clock.now());
+    // An email send makes the pending email code the one checked.
+    assert_eq!(app.send("3004", "Email").await.xml_status(), "success");
+    assert_eq!(
+        app.verify("3004", &code).await.xml_status(),
+        "incorrect code"
+    );
+    let sent_before = app.outbox_messages().len();
 
     // Act
     let sent = app.send("3004", "authenticator").await;
 
     // Assert: success, nothing sent, and the choice makes the next check a TOTP check.
     assert_eq!(sent.xml_status(), "success");
-    assert!(app.outbox_messages().is_empty(), "nothing may be sent");
+    assert_eq!(
+        app.outbox_messages().len(),
+        sent_before,
+        "nothing may be sent"
+    );
     assert_eq!(app.verify("3004", &code).await.xml_status(), "success");
 }
 both_stores!(
@@ -225,8 +238,8 @@ async fn qr_round_trip(kind: StoreKind) {
     let code = scanned.generate_current().to_string();
     assert_eq!(
         app.verify("3006", "000000").await.xml_status(),
-        "expired",
-        "before choosing, email is not the only method and no code is pending"
+        "incorrect code",
+        "before choosing, with no code pending, the enrolled authenticator is checked"
     );
     assert_eq!(
         app.send("3006", "Authenticator").await.xml_status(),

@@ -69,6 +69,10 @@ pub async fn put(
             "invalid JSON: expected an object {email, phone, totp_secret}",
         ));
     }
+    // `"totp_secret": null` revokes the authenticator; leaving the key out keeps it.
+    let revoke = body
+        .get("totp_secret")
+        .is_some_and(serde_json::Value::is_null);
     let input: CustomerInput = serde_json::from_value(body)
         .map_err(|e| AdminError::bad_request(format!("invalid JSON: {e}")))?;
     if let Some(body_id) = input.id.as_deref()
@@ -83,6 +87,9 @@ pub async fn put(
         .validate(&input, Some(id.as_str()))
         .map_err(AdminError::bad_request)?;
     let existed = state.directory.upsert(valid).await?;
+    if revoke && state.directory.revoke_totp(&id).await? {
+        audit(admin, "admin-totp-revoke", &id, "revoked");
+    }
     audit(
         admin,
         "admin-customer-put",
@@ -152,5 +159,29 @@ pub async fn enrol(
         None => Err(AdminError::not_found(format!(
             "no customer {id}: create it with PUT first"
         ))),
+    }
+}
+
+/// DELETE …/totp: removes the authenticator (a lost or stolen phone); 204, or 404 when there is
+/// none. Its codes stop working at once and it is no longer offered.
+pub async fn revoke(
+    admin: AdminPrincipal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = customer_id(&path)?;
+    let revoked = state.directory.revoke_totp(&id).await?;
+    audit(
+        admin,
+        "admin-totp-revoke",
+        &id,
+        if revoked { "revoked" } else { "not found" },
+    );
+    if revoked {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(AdminError::not_found(format!(
+            "customer {id} has no authenticator (or does not exist)"
+        )))
     }
 }

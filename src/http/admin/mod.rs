@@ -32,8 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/customers/{id}/totp")
                     .route(web::post().to(customers::enrol))
+                    .route(web::delete().to(customers::revoke))
                     .default_service(web::to(|_: auth::AdminPrincipal| async {
-                        method_not_allowed("POST")
+                        method_not_allowed("POST, DELETE")
                     })),
             )
             .default_service(web::to(|_: auth::AdminPrincipal| async {
