@@ -187,10 +187,15 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
             .last()
             .unwrap(),
     );
+    // From a caller number, which feeds the per-line limit: keyed by a digest, logged masked.
     for _ in 0..3 {
         call(
             "code-authentication",
-            vec![id("1002"), ("authCode_nbest1", "12345678".into())],
+            vec![
+                id("1002"),
+                ("authCode_nbest1", "12345678".into()),
+                ("ANI", "+441632960001".into()),
+            ],
         )
         .await;
     }
@@ -283,9 +288,18 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         "bob@example.com",
         "447911123456",
         "14155552671",
+        "441632960001",
     ] {
         assert!(!logs.contains(contact), "logs hold {contact} unmasked");
     }
+    assert!(
+        !keyspace.contains("441632960001"),
+        "the keyspace holds the caller number: {keyspace}"
+    );
+    assert!(
+        keyspace.contains("caller:failures:"),
+        "the caller's line was counted: {keyspace}"
+    );
     assert!(
         keyspace.contains("code:") || keyspace.contains("failures:") || keyspace.contains("lock:"),
         "{keyspace}"
