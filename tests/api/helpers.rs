@@ -525,3 +525,126 @@ pub fn authenticator(secret_b32: &str, digits: usize) -> totp_rs::Totp {
         .build()
         .expect("a valid TOTP")
 }
+
+/// An admin token long enough for production (32+ characters), for tests that drive the admin API.
+pub const LONG_ADMIN_TOKEN: &str = "lifecycle-rotation-admin-token-8d41c07e";
+
+/// The `[admin]` table that turns the admin API on with `LONG_ADMIN_TOKEN`.
+pub fn admin_tokens() -> String {
+    format!("[admin]\ntokens = [\"{LONG_ADMIN_TOKEN}\"]\n")
+}
+
+impl TestApp {
+    /// One admin request with `LONG_ADMIN_TOKEN` and an optional JSON body. Any 5xx fails the test.
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> crate::admin::AdminAnswer {
+        let text = body.map(|b| b.to_string());
+        crate::admin::admin(
+            self,
+            method,
+            path,
+            Some(LONG_ADMIN_TOKEN),
+            text.as_deref().map(|t| ("application/json", t)),
+        )
+        .await
+    }
+
+    /// send-authentication-code with extra parameters (a call id, a caller number).
+    pub async fn send_with(&self, customer: &str, method: &str, extra: &[(&str, &str)]) -> Answer {
+        let mut params = vec![
+            ("CustomerId", customer),
+            ("TwoFactorAuthSelectedMethod", method),
+        ];
+        params.extend_from_slice(extra);
+        self.get(SEND, &params).await
+    }
+
+    /// code-authentication with extra parameters (a method, a call id, a caller number).
+    pub async fn verify_with(&self, customer: &str, code: &str, extra: &[(&str, &str)]) -> Answer {
+        let mut params = vec![("CustomerId", customer), ("authCode_nbest1", code)];
+        params.extend_from_slice(extra);
+        self.get(VERIFY, &params).await
+    }
+}
+
+/// A second instance over `first`'s store (same prefix), with `overrides` over the test settings:
+/// two instances of one deployment. On Redis it opens its own connection, as a separate process
+/// would; the memory store exists once per process, so the second app is built around the first's.
+pub async fn spawn_app_sharing(first: &TestApp, overrides: &str) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = test_settings(first.kind, dir.path(), &first.prefix, overrides);
+    let outbox = PathBuf::from(&settings.delivery.outbox_file);
+    let state = match first.kind {
+        StoreKind::Memory => {
+            AppState::with_store(settings, first.store()).expect("state over the shared store")
+        }
+        StoreKind::Redis => AppState::from_settings(settings).await.expect("state"),
+    };
+    let app = Application::build_with_state(state)
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        kind: first.kind,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        state,
+        outbox,
+        prefix: first.prefix.clone(),
+        dir,
+    }
+}
+
+/// Runs the real `twofactor` binary with `args` against the test Redis under `prefix`, with
+/// `key` current and `previous` keys listed, as an operator runs it beside a deployment. Nothing
+/// from this process's environment reaches it but the settings given here.
+pub async fn run_cli(
+    prefix: &str,
+    key: &str,
+    previous: &[&str],
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_twofactor"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TFA") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env("TFA__STORE__URL", redis().url())
+        .env("TFA__STORE__KEY_PREFIX", prefix)
+        .env("TFA__SECURITY__ENCRYPTION_KEY", key)
+        .env("TFA__LOG__FILTER", "warn")
+        .stdin(Stdio::null());
+    if !previous.is_empty() {
+        let list: Vec<String> = previous.iter().map(|k| format!("\"{k}\"")).collect();
+        cmd.env(
+            "TFA__SECURITY__PREVIOUS_ENCRYPTION_KEYS",
+            format!("[{}]", list.join(", ")),
+        );
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("the twofactor binary runs"))
+        .await
+        .expect("the CLI task")
+}
+
+/// A finished command's stdout and stderr, for assertions and their messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,129 @@
+//! Production never falls back to the outbox: a channel with no transport configured is not offered
+//! to the callflow, sending on it is an error, and nothing lands in an outbox file. An outbox asked
+//! for explicitly is still refused at start. Redis only: production refuses the memory store.
+
+use crate::helpers::{StoreKind, TEST_KEY, TestApp, free_port, redis, spawn_app_with};
+
+/// Production with callers checked by network, as the rules require.
+const PRODUCTION: &str = r#"
+[server]
+environment = "production"
+[security]
+allowed_networks = ["127.0.0.1/32"]
+"#;
+
+/// Production with SMTP configured (nothing listens there; nothing here sends email) and no SMS URL.
+fn email_only() -> String {
+    format!(
+        "{PRODUCTION}[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
+        free_port()
+    )
+}
+
+/// No file at all in the app's directory, where its outbox would be.
+fn assert_no_outbox(app: &TestApp) {
+    let files: Vec<_> = std::fs::read_dir(app.dir.path())
+        .expect("the app's directory")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(
+        files.is_empty() && !app.outbox.exists(),
+        "production wrote an outbox: {files:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_offers_only_channels_with_a_transport() {
+    // Arrange
+    let app = spawn_app_with(StoreKind::Redis, &email_only()).await;
+    app.add_alice().await;
+    app.add_customer("1002", None, Some("+447911123457"), None)
+        .await;
+
+    // Act
+    let both = app.methods("1001").await;
+    let phone_only = app.methods("1002").await;
+    let sms = app.send("1001", "SMS").await;
+
+    // Assert
+    assert_eq!(both.xml_status(), "success", "{}", both.body);
+    assert!(
+        both.body
+            .contains("<method name=\"email\" value=\"alice@example.com\"/>"),
+        "email has a transport, so it is offered: {}",
+        both.body
+    );
+    assert!(
+        !both.body.contains("name=\"SMS\""),
+        "SMS has no transport, so it is not offered: {}",
+        both.body
+    );
+    assert_eq!(
+        phone_only.xml_status(),
+        "not found",
+        "a customer whose only method cannot be delivered has no usable method: {}",
+        phone_only.body
+    );
+    assert_eq!(
+        sms.xml_status(),
+        "error",
+        "a send on a channel with no transport fails: {}",
+        sms.body
+    );
+    assert_no_outbox(&app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_transports_offers_no_sent_code() {
+    // Arrange: neither SMTP nor an SMS gateway.
+    let app = spawn_app_with(StoreKind::Redis, PRODUCTION).await;
+    app.add_customer("1002", None, Some("+447911123457"), None)
+        .await;
+    app.add_customer("1003", Some("bob@example.com"), None, None)
+        .await;
+
+    // Act
+    let phone_only = app.methods("1002").await;
+    let email_only = app.methods("1003").await;
+    let email_send = app.send("1003", "Email").await;
+
+    // Assert
+    assert_eq!(phone_only.xml_status(), "not found", "{}", phone_only.body);
+    assert_eq!(email_only.xml_status(), "not found", "{}", email_only.body);
+    assert_ne!(email_send.xml_status(), "success", "{}", email_send.body);
+    assert_no_outbox(&app);
+}
+
+#[test]
+fn production_refuses_an_explicit_outbox() {
+    // Arrange: a production configuration that loads, and the same with the outbox asked for.
+    let base = format!(
+        r#"
+[server]
+environment = "production"
+[store]
+url = "{}"
+[security]
+encryption_key = "{TEST_KEY}"
+allowed_networks = ["127.0.0.1/32"]
+"#,
+        redis().url()
+    );
+
+    // Act
+    let without = twofactor::config::Settings::from_layers(&[&base]);
+    let with =
+        twofactor::config::Settings::from_layers(&[&base, "[email]\ntransport = \"outbox\"\n"]);
+
+    // Assert
+    assert!(
+        without.is_ok(),
+        "production without transports starts: {:?}",
+        without.err()
+    );
+    let err = with.expect_err("an explicit outbox in production is refused");
+    assert!(
+        err.to_string().contains("email.transport"),
+        "the error names the key: {err}"
+    );
+}
