@@ -5,6 +5,8 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod admin_listener;
+mod cluster;
 mod concurrency;
 mod delivery_email;
 mod delivery_sms;
@@ -17,5 +19,6 @@ mod limits;
 mod malformed;
 mod props;
 mod security;
+mod slow_clients;
 mod store_contract;
 mod totp;
