@@ -55,6 +55,10 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Seconds in-flight requests get to finish on SIGTERM.
     pub shutdown_timeout_seconds: u64,
+    /// Time to receive a whole request body once its headers are in; slower bodies get 408.
+    pub body_timeout_ms: u64,
+    /// Open connections each worker accepts; more wait in the listen backlog.
+    pub max_connections_per_worker: usize,
     /// PEM certificate chain; with `tls_key_file`, the server speaks HTTPS only.
     pub tls_cert_file: String,
     /// PEM private key.
@@ -322,6 +326,11 @@ pub struct AdminSettings {
     pub tokens: Vec<SecretString>,
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
+    /// A listener of its own for `/admin` and `/metrics` (e.g. `127.0.0.1:9090`); empty serves them
+    /// on `server.bind`.
+    pub bind: String,
+    /// CIDRs allowed to reach the admin API, on either listener; empty allows all.
+    pub allowed_networks: Vec<Network>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -492,6 +501,29 @@ impl Settings {
         if self.server.max_body_bytes < 64 {
             return Err(invalid("server.max_body_bytes", "must be at least 64"));
         }
+        if !self.admin.bind.is_empty() {
+            let admin = self.admin.bind.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "admin.bind",
+                    format!(
+                        "{:?} is not an address like 127.0.0.1:9090 (or empty for server.bind)",
+                        self.admin.bind
+                    ),
+                )
+            })?;
+            if admin.port() != 0 && self.server.bind.parse::<SocketAddr>().ok() == Some(admin) {
+                return Err(invalid(
+                    "admin.bind",
+                    "is the same address as server.bind: leave it empty to share that listener",
+                ));
+            }
+        }
+        if self.server.max_connections_per_worker == 0 {
+            return Err(invalid(
+                "server.max_connections_per_worker",
+                "must be at least 1",
+            ));
+        }
         if self.server.max_param_bytes < 16 {
             return Err(invalid("server.max_param_bytes", "must be at least 16"));
         }
@@ -503,6 +535,22 @@ impl Settings {
         }
         crate::store::StoreUrl::parse(&self.store.url)
             .map_err(|reason| invalid("store.url", reason))?;
+        // Braces would make the prefix the Cluster hash tag, putting every key in one slot and
+        // breaking the per-customer tags; whitespace and control characters break redis-cli and logs.
+        if let Some(c) = self
+            .store
+            .key_prefix
+            .chars()
+            .find(|c| matches!(c, '{' | '}') || c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "store.key_prefix",
+                format!(
+                    "{:?} contains {c:?}: braces break Redis Cluster hash tags, and whitespace or control characters are not allowed",
+                    self.store.key_prefix
+                ),
+            ));
+        }
         if self
             .gia
             .customer_id_params
@@ -544,6 +592,7 @@ impl Settings {
             ("totp.period_seconds", self.totp.period_seconds),
             ("email.smtp.timeout_ms", self.email.smtp.timeout_ms),
             ("sms.timeout_ms", self.sms.timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -576,6 +625,11 @@ impl Settings {
             ),
             ("email.smtp.timeout_ms", self.email.smtp.timeout_ms, 300_000),
             ("sms.timeout_ms", self.sms.timeout_ms, 300_000),
+            (
+                "server.body_timeout_ms",
+                self.server.body_timeout_ms,
+                300_000,
+            ),
             (
                 "server.shutdown_timeout_seconds",
                 self.server.shutdown_timeout_seconds,
@@ -834,6 +888,24 @@ mod tests {
                 "allowed_networks",
             ),
             ("[directory]\ndefault_region = \"XX\"", "default_region"),
+            ("[store]\nkey_prefix = \"tfa{x}:\"", "store.key_prefix"),
+            ("[store]\nkey_prefix = \"tfa }\"", "store.key_prefix"),
+            ("[store]\nkey_prefix = \"tfa :\"", "store.key_prefix"),
+            ("[store]\nkey_prefix = \"tfa\\t\"", "store.key_prefix"),
+            ("[server]\nbody_timeout_ms = 0", "server.body_timeout_ms"),
+            (
+                "[server]\nbody_timeout_ms = 300001",
+                "server.body_timeout_ms",
+            ),
+            (
+                "[server]\nmax_connections_per_worker = 0",
+                "server.max_connections_per_worker",
+            ),
+            ("[admin]\nbind = \"nowhere\"", "admin.bind"),
+            (
+                "[admin]\nallowed_networks = [\"10.0.0.0/33\"]",
+                "admin.allowed_networks",
+            ),
         ];
         for (toml, key) in cases {
             let err = Settings::from_toml(toml).expect_err(toml).to_string();

@@ -247,6 +247,29 @@ impl PhoneNumber {
     pub fn masked(&self) -> String {
         mask_phone(&self.0)
     }
+    /// The ways a gateway may write this number back besides E.164: national format as printed
+    /// (`07911 123456`), its digits alone (`07911123456`), and international with spaces
+    /// (`+44 7911 123456`). For redaction, so an echoed number is masked whatever its format.
+    pub fn other_forms(&self) -> Vec<String> {
+        let Ok(parsed) = phonenumber::parse(None, &self.0) else {
+            return Vec::new();
+        };
+        let national = parsed
+            .format()
+            .mode(phonenumber::Mode::National)
+            .to_string();
+        let international = parsed
+            .format()
+            .mode(phonenumber::Mode::International)
+            .to_string();
+        let digits: String = national.chars().filter(char::is_ascii_digit).collect();
+        let mut forms = vec![national, digits, international];
+        // Longest first, so a form that contains another is masked whole.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        forms.retain(|f| f.chars().filter(char::is_ascii_digit).count() >= 6);
+        forms
+    }
 }
 
 impl TryFrom<String> for PhoneNumber {

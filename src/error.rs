@@ -16,6 +16,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Unauthorized,
     Forbidden,
+    /// The body did not arrive within `server.body_timeout_ms`.
+    RequestTimeout,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,7 @@ impl ResponseError for ApiError {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -71,6 +74,10 @@ impl ResponseError for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"twofactor\", charset=\"UTF-8\""),
                 ));
+            }
+            // The rest of a slow body may still be on its way; the connection cannot be reused.
+            ErrorKind::RequestTimeout => {
+                res.force_close();
             }
             _ => {}
         }

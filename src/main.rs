@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
-        Command::CheckConfig => runtime.block_on(async { check_config(&settings) }),
+        Command::CheckConfig => runtime.block_on(check_config(&settings)),
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
@@ -150,7 +150,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_config(settings: &Settings) -> anyhow::Result<()> {
+async fn check_config(settings: &Settings) -> anyhow::Result<()> {
     // Building the senders checks what only they can: templates, the CA file, the TLS setup.
     delivery::from_settings(settings)?;
     println!("configuration is valid");
@@ -162,6 +162,9 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     println!("  email:    {:?}", settings.email_transport());
     println!("  sms:      {:?}", settings.sms_transport());
     println!("  callers:  auth {:?}", settings.security.auth_scheme);
+    for line in twofactor::store::check_reachable(settings).await {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -11,9 +11,31 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::state::AppState;
 
+/// Applies the limits both listeners share (shutdown time, connection cap, TLS) and starts the
+/// server. A macro because `HttpServer`'s generic bounds name actix-http types this crate does not
+/// depend on.
+macro_rules! serve {
+    ($server:expr, $settings:expr, $workers:expr, $listener:expr, $tls:expr) => {{
+        let mut server = $server
+            .shutdown_timeout($settings.server.shutdown_timeout_seconds)
+            .max_connections($settings.server.max_connections_per_worker);
+        if $workers > 0 {
+            server = server.workers($workers);
+        }
+        let server = match $tls {
+            None => server.listen($listener)?,
+            Some(tls) => server.listen_rustls_0_23($listener, tls)?,
+        };
+        server.run()
+    }};
+}
+
 pub struct Application {
     port: u16,
+    admin_port: Option<u16>,
     server: Server,
+    /// The admin listener's server, when `admin.bind` is set.
+    admin: Option<Server>,
     state: web::Data<AppState>,
 }
 
@@ -43,30 +65,69 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("server.bind: cannot listen on {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
+        // Bound before anything runs, so a taken admin port fails the start rather than half of it.
+        let admin_listener =
+            if settings.admin.bind.is_empty() {
+                None
+            } else {
+                Some(TcpListener::bind(&settings.admin.bind).with_context(|| {
+                    format!("admin.bind: cannot listen on {}", settings.admin.bind)
+                })?)
+            };
+        let admin_port = match &admin_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let state = web::Data::new(state);
-        let data = state.clone();
         crate::telemetry::metrics_handle();
-        let mut server = HttpServer::new(move || {
+        let tls = if settings.server.tls_cert_file.is_empty() {
+            None
+        } else {
+            Some(tls_config(&settings)?)
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+
+        let data = state.clone();
+        let admin_here = admin_listener.is_none();
+        let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::http::body_deadline::middleware))
                 .wrap(from_fn(crate::telemetry::request_middleware))
                 .app_data(data.clone())
-                .configure(crate::http::configure)
-        })
-        .shutdown_timeout(settings.server.shutdown_timeout_seconds);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = if settings.server.tls_cert_file.is_empty() {
-            server.listen(listener)?
-        } else {
-            server.listen_rustls_0_23(listener, tls_config(&settings)?)?
-        };
-        let scheme = if settings.server.tls_cert_file.is_empty() {
-            "http"
-        } else {
-            "https"
-        };
+                .configure(crate::http::configure_public)
+                .configure(|cfg| {
+                    if admin_here {
+                        crate::http::configure_admin(cfg);
+                    }
+                })
+        });
+        let server = serve!(
+            server,
+            settings,
+            settings.server.workers,
+            listener,
+            tls.clone()
+        );
         tracing::info!(address = %settings.server.bind, port, scheme, store = %crate::state::redact_url(&settings.store.url), "listening");
+
+        let admin = match admin_listener {
+            Some(listener) => {
+                let data = state.clone();
+                let admin = HttpServer::new(move || {
+                    App::new()
+                        .wrap(from_fn(crate::http::body_deadline::middleware))
+                        .wrap(from_fn(crate::telemetry::request_middleware))
+                        .app_data(data.clone())
+                        .configure(crate::http::configure_health)
+                        .configure(crate::http::configure_admin)
+                });
+                // One worker: the admin surface is a few requests a minute.
+                let admin = serve!(admin, settings, 1, listener, tls);
+                tracing::info!(address = %settings.admin.bind, port = admin_port, scheme, "admin listening");
+                Some(admin)
+            }
+            None => None,
+        };
         if settings.security.auth_scheme == crate::config::AuthScheme::Basic && scheme == "http" {
             tracing::warn!(
                 "callers use Basic credentials over plain HTTP: set server.tls_cert_file and tls_key_file, \
@@ -75,7 +136,9 @@ impl Application {
         }
         Ok(Application {
             port,
-            server: server.run(),
+            admin_port,
+            server,
+            admin,
             state,
         })
     }
@@ -84,13 +147,32 @@ impl Application {
         self.port
     }
 
+    /// The admin listener's port, when `admin.bind` gives the admin surface one of its own.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
+    }
+
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish. With an admin listener,
+    /// both stop together: when either ends (a signal stops both), the other is stopped too.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some(admin) = self.admin else {
+            return self.server.await;
+        };
+        let (public_handle, admin_handle) = (self.server.handle(), admin.handle());
+        match futures_util::future::select(self.server, admin).await {
+            futures_util::future::Either::Left((first, admin)) => {
+                admin_handle.stop(true).await;
+                first.and(admin.await)
+            }
+            futures_util::future::Either::Right((first, public)) => {
+                public_handle.stop(true).await;
+                first.and(public.await)
+            }
+        }
     }
 }
 

@@ -79,13 +79,29 @@ pub fn render(template: &str, values: &[(&str, &str)], escape: impl Fn(&str) -> 
 }
 
 /// `text` with each secret replaced by its stand-in, for answers and errors that may echo them.
+/// Matching ignores ASCII case: servers echo addresses upper-cased (`ALICE@EXAMPLE.COM`).
 pub fn redact(text: &str, secrets: &[(&str, String)]) -> String {
     secrets
         .iter()
         .filter(|(secret, _)| !secret.is_empty())
         .fold(text.to_string(), |t, (secret, with)| {
-            t.replace(secret, with)
+            replace_ignoring_ascii_case(&t, secret, with)
         })
+}
+
+fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
+    // ASCII lower-casing keeps every byte where it was, so offsets found in `hay` hold in `text`.
+    let hay = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in hay.match_indices(&needle) {
+        out.push_str(&text[last..at]);
+        out.push_str(with);
+        last = at + needle.len();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `e` and its sources, joined: client libraries often print only the outermost layer.
@@ -193,6 +209,15 @@ mod tests {
         assert_eq!(error_chain(&inner), "Connection error: refused");
         let secrets = [("123456", "******".to_string()), ("", "x".to_string())];
         assert_eq!(redact("code 123456 sent", &secrets), "code ****** sent");
+        let address = [("alice@example.com", "a***@example.com".to_string())];
+        assert_eq!(
+            redact(
+                "550 <ALICE@EXAMPLE.COM> and Alice@Example.com unknown",
+                &address
+            ),
+            "550 <a***@example.com> and a***@example.com unknown"
+        );
+        assert_eq!(redact("naïve 123456", &secrets), "naïve ******");
     }
 
     #[test]

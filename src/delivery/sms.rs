@@ -311,11 +311,14 @@ impl SmsSender for HttpSms {
             }),
         };
         // Gateways echo the number and sometimes the text in their answers.
-        let secrets = [
+        let other_forms = to.other_forms();
+        let mut secrets = vec![
             (message.code.expose_secret(), "******".to_string()),
             (to.e164(), to.masked()),
             (to.for_recipient(false), to.masked()),
         ];
+        // Gateways also write the number back in national format (`07911 123456`).
+        secrets.extend(other_forms.iter().map(|f| (f.as_str(), to.masked())));
         match result {
             Ok(answer) => Ok(redact(&answer, &secrets)),
             Err(DeliveryError::Transport(m)) => Err(DeliveryError::Transport(redact(&m, &secrets))),

@@ -12,7 +12,7 @@ use actix_web::{ResponseError, web};
 use base64::Engine;
 use secrecy::ExposeSecret;
 
-use crate::config::{AuthScheme, SecuritySettings};
+use crate::config::{AuthScheme, Network, SecuritySettings};
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -50,10 +50,16 @@ pub async fn guard(
 }
 
 fn peer_allowed(req: &ServiceRequest, sec: &SecuritySettings) -> bool {
-    if sec.allowed_networks.is_empty() {
+    peer_in(&sec.allowed_networks, req.peer_addr())
+}
+
+/// Whether the TCP peer is in one of `networks`; an empty list allows everyone. Shared by the
+/// callflow guard (`security.allowed_networks`) and the admin guard (`admin.allowed_networks`).
+pub fn peer_in(networks: &[Network], peer: Option<std::net::SocketAddr>) -> bool {
+    if networks.is_empty() {
         return true;
     }
-    let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+    let Some(ip) = peer.map(|a| a.ip()) else {
         return false;
     };
     // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
@@ -61,7 +67,7 @@ fn peer_allowed(req: &ServiceRequest, sec: &SecuritySettings) -> bool {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
     };
-    sec.allowed_networks.iter().any(|n| n.0.contains(&ip))
+    networks.iter().any(|n| n.0.contains(&ip))
 }
 
 fn basic_ok(req: &ServiceRequest, sec: &SecuritySettings) -> bool {

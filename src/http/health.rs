@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers), `/readyz` (the store answers), `/version`, `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (the store takes writes), `/version`, `/metrics`.
 
 use actix_web::{HttpResponse, web};
 
@@ -8,13 +8,20 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+/// 200 while the store takes the writes the service makes, else 503; `warnings` lists risks that
+/// do not stop the service (a Redis that may evict keys).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+    match state.store.readiness(&state.keys.readiness_probe()).await {
+        Ok(warnings) => {
+            for w in &warnings {
+                tracing::debug!(warning = %w, "ready, with a warning");
+            }
+            HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "warnings": warnings }))
+        }
         Err(e) => {
-            tracing::warn!(cause = %e, "not ready: store unreachable");
+            tracing::warn!(cause = %e, "not ready: the store does not take writes");
             HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "store unreachable" }))
+                .json(serde_json::json!({ "status": "store unavailable", "warnings": [] }))
         }
     }
 }

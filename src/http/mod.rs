@@ -1,6 +1,7 @@
 //! Routes: the callflow endpoints under `/v1`, the admin API under `/admin/v1`, health and metrics.
 
 pub mod admin;
+pub mod body_deadline;
 pub mod caller_auth;
 pub mod check_methods;
 pub mod health;
@@ -15,7 +16,14 @@ use crate::error::{ApiError, ErrorKind, XML_CONTENT_TYPE};
 use crate::state::AppState;
 use crate::xml::Endpoint;
 
+/// Everything on one listener (`admin.bind` empty).
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    configure_public(cfg);
+    configure_admin(cfg);
+}
+
+/// The public listener: callflow endpoints and health.
+pub fn configure_public(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .wrap(actix_web::middleware::from_fn(caller_auth::guard))
@@ -35,11 +43,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 verify_code::verify_code,
             )),
     )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/version", web::get().to(health::version))
-    .route("/metrics", web::get().to(health::metrics))
-    .configure(admin::configure);
+    .configure(configure_health);
+}
+
+/// `/healthz`, `/readyz`, `/version`: on the public listener, and on the admin one too.
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/version", web::get().to(health::version));
+}
+
+/// The admin surface: `/metrics` and `/admin/v1`, on the admin listener when `admin.bind` is set.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(health::metrics))
+        .configure(admin::configure);
 }
 
 /// A callflow resource: GET and POST; anything else is 405 in the endpoint's XML.

@@ -112,8 +112,18 @@ pub async fn extract(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ctx.err(ErrorKind::BadRequest, "request body could not be read"))?;
+        let chunk = chunk.map_err(|e| {
+            if super::body_deadline::is_timeout(&e) {
+                ctx.err(
+                    ErrorKind::RequestTimeout,
+                    super::body_deadline::timeout_message(
+                        ctx.state.settings.server.body_timeout_ms,
+                    ),
+                )
+            } else {
+                ctx.err(ErrorKind::BadRequest, "request body could not be read")
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }

@@ -83,6 +83,12 @@ impl Keys {
     pub fn sms_number(&self, number_digest: &str) -> String {
         format!("{}sms:number:{number_digest}", self.prefix)
     }
+    /// A short-lived key the readiness check writes, new each time, so on Cluster successive checks
+    /// land on different masters.
+    pub fn readiness_probe(&self) -> String {
+        let token: u64 = rand::random();
+        format!("{}ready:{token:016x}", self.prefix)
+    }
     fn per_customer(&self, kind: &str, id: &CustomerId) -> String {
         format!("{}{kind}:{{{id}}}", self.prefix)
     }

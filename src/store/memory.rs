@@ -215,6 +215,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn readiness(&self, _probe_key: &str) -> Result<Vec<String>, StoreError> {
+        // One map in this process: writable for as long as the process answers.
+        Ok(Vec::new())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self.with(key, false, |m, _| match m.get(key) {
             Some(Entry {

@@ -164,8 +164,12 @@ fn node_urls(scheme: &str, hosts: &str) -> Vec<String> {
 /// The store seam. Keys come from [`Keys`]; values are short strings.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Round trip to the backend (readiness).
+    /// Round trip to the backend.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the service can work now: a write it makes (to `probe_key`, which expires by itself)
+    /// succeeds, and on Cluster every slot is served. `Ok` carries warnings about settings that put
+    /// stored data at risk (an eviction policy that may drop customers and secrets).
+    async fn readiness(&self, probe_key: &str) -> Result<Vec<String>, StoreError>;
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets a value, replacing any; `ttl` of `None` keeps it until deleted.
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError>;
@@ -234,6 +238,27 @@ pub trait Store: Send + Sync + 'static {
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Every key and value under `prefix` (admin export, tests that scan what is stored).
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// For `twofactor check-config`: a short attempt to reach the store and run its readiness check,
+/// as lines to print (warnings, or why it could not be reached). Nothing for the memory store.
+/// Never an error: the store may simply not be reachable from where the check runs.
+pub async fn check_reachable(settings: &crate::config::Settings) -> Vec<String> {
+    if matches!(StoreUrl::parse(&settings.store.url), Ok(StoreUrl::Memory)) {
+        return Vec::new();
+    }
+    let attempt = async {
+        let store = connect(&settings.store.url).await?;
+        let probe = Keys::new(&settings.store.key_prefix).readiness_probe();
+        store.readiness(&probe).await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Ok(warnings)) => std::iter::once("  store reachable and writable".to_string())
+            .chain(warnings.into_iter().map(|w| format!("warning: {w}")))
+            .collect(),
+        Ok(Err(e)) => vec![format!("  store not ready from here: {e}")],
+        Err(_) => vec!["  store not reachable from here within 5 s".to_string()],
+    }
 }
 
 /// Opens the store the URL names.

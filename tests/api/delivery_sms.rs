@@ -458,3 +458,40 @@ async fn gateway_errors_hide_the_code_and_the_number() {
         assert!(!err.contains(secret), "{secret} leaked: {err}");
     }
 }
+
+#[tokio::test]
+async fn gateway_answers_hide_the_number_in_national_and_spaced_formats() {
+    // A gateway that writes the number back in every format it knows.
+    let gw =
+        gateway(ResponseTemplate::new(200).set_body_string(
+            "queued for 07911 123456 (07911123456, +44 7911 123456, 447911123456)",
+        ))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::helpers::test_settings(
+        StoreKind::Memory,
+        dir.path(),
+        "direct:",
+        &format!("[sms]\nurl = \"{}/send?to={{recipient}}\"", gw.uri()),
+    );
+    let sender = twofactor::delivery::sms::HttpSms::new(&settings).unwrap();
+    let code = secrecy::SecretString::from("424242");
+    let to = twofactor::domain::PhoneNumber::parse(PHONE).unwrap();
+
+    let answer = twofactor::delivery::SmsSender::send(
+        &sender,
+        &to,
+        &twofactor::delivery::CodeMessage {
+            code: &code,
+            minutes: 5,
+        },
+    )
+    .await
+    .expect("a 200 is sent");
+
+    assert!(answer.contains("+44******456"), "{answer}");
+    let digits: String = answer.chars().filter(char::is_ascii_digit).collect();
+    for secret in ["7911123456", "07911", "123456"] {
+        assert!(!digits.contains(secret), "{secret} leaked: {answer}");
+    }
+}

@@ -1,57 +1,15 @@
 //! Faults: when Redis goes away the callflow hears the `error` status quickly, readiness turns 503,
 //! and nothing answers 5xx.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{StoreKind, free_port, spawn_app_with};
-
-/// A redis-server of this test's own, so the test can stop it.
-struct OwnRedis(Child);
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn own_redis(port: u16) -> OwnRedis {
-    // Wrapped at once, so Drop kills and reaps it on every path.
-    let server = OwnRedis(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts"),
-    );
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on {port}");
-}
+use crate::helpers::{StoreKind, free_port, own_redis, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_answers_error_quickly_and_not_ready() {
     // Arrange
     let port = free_port();
-    let redis = own_redis(port).await;
+    let redis = own_redis(port, &[]).await;
     let app = spawn_app_with(
         StoreKind::Memory,
         &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\""),

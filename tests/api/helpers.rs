@@ -127,6 +127,8 @@ fn init_logs() {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// `http://127.0.0.1:<port>` of the admin listener, when `admin.bind` gives it one.
+    pub admin_address: Option<String>,
     pub kind: StoreKind,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
@@ -199,11 +201,13 @@ pub async fn spawn_app_customised(
         .await
         .expect("app builds");
     let port = app.port();
+    let admin_address = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        admin_address,
         kind,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -589,10 +593,12 @@ pub async fn spawn_app_sharing(first: &TestApp, overrides: &str) -> TestApp {
         .await
         .expect("app builds");
     let port = app.port();
+    let admin_address = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        admin_address,
         port,
         kind: first.kind,
         client: reqwest::Client::builder()
@@ -647,4 +653,48 @@ pub fn output_text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A redis-server of a test's own, so the test can stop it (or start it with options of its own).
+/// Drop kills and reaps it on every path, panics included.
+pub struct OwnRedis(pub std::process::Child);
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `redis-server` on `port` with `extra` arguments and waits until it accepts connections.
+pub async fn own_redis(port: u16, extra: &[&str]) -> OwnRedis {
+    // Wrapped at once, so Drop kills and reaps it on every path.
+    let server = OwnRedis(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts"),
+    );
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start on {port}");
 }

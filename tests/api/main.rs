@@ -5,7 +5,9 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod admin_listener;
 mod caller_limits;
+mod cluster;
 mod concurrency;
 mod delivery_email;
 mod delivery_sms;
@@ -22,5 +24,6 @@ mod props;
 mod retry_grace;
 mod rotation;
 mod security;
+mod slow_clients;
 mod store_contract;
 mod totp;

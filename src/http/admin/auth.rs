@@ -94,6 +94,19 @@ pub async fn require_admin(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let verdict = match req.app_data::<web::Data<AppState>>() {
+        // The address first: a peer outside admin.allowed_networks learns nothing about tokens.
+        Some(state)
+            if !crate::http::caller_auth::peer_in(
+                &state.settings.admin.allowed_networks,
+                req.peer_addr(),
+            ) =>
+        {
+            Err(AdminError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this address may not use the admin API (admin.allowed_networks)",
+            ))
+        }
         Some(state) => authenticate(
             &state.settings.admin.tokens,
             req.headers().get(AUTHORIZATION),

@@ -57,9 +57,20 @@ fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, AdminError> {
 fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
-        .error_handler(move |err, _req| {
+        .error_handler(move |err, req| {
             use actix_web::error::JsonPayloadError as E;
             let e = match &err {
+                E::Payload(p) if crate::http::body_deadline::is_timeout(p) => {
+                    let ms = req
+                        .app_data::<web::Data<crate::state::AppState>>()
+                        .map(|s| s.settings.server.body_timeout_ms)
+                        .unwrap_or_default();
+                    AdminError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request-timeout",
+                        crate::http::body_deadline::timeout_message(ms),
+                    )
+                }
                 E::OverflowKnownLength { .. } | E::Overflow { .. } => AdminError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload-too-large",
@@ -151,6 +162,10 @@ impl ResponseError for AdminError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"twofactor-admin\""),
             ));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a slow body may still be on its way; the connection cannot be reused.
+            res.force_close();
         }
         if let Some(allow) = self.allow {
             res.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
