@@ -11,15 +11,48 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::LockoutScope;
+use crate::config::Settings;
+use crate::crypto::Keyring;
 use crate::delivery::CodeMessage;
+use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Customer;
+use crate::directory::Directory;
 use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
-use crate::state::AppState;
+use crate::state::{AppState, Clock};
+use crate::store::Keys;
 use crate::store::{AttemptKeys, Claim, Judged, Lockout, Store};
 
 /// However a store stalls, a callflow hears an answer within this (sending: plus its transport's
 /// own timeout).
 const STORE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What the rules see of one request's world: one snapshot's settings and senders, and the seams.
+/// Built once per request, so every rule reads the same settings even while they change.
+pub struct Rules<'a> {
+    pub settings: &'a Settings,
+    pub email: Option<&'a dyn EmailSender>,
+    pub sms: Option<&'a dyn SmsSender>,
+    pub store: &'a Arc<dyn Store>,
+    pub keys: &'a Keys,
+    pub keyring: &'a Keyring,
+    pub directory: &'a Directory,
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> Rules<'a> {
+    pub fn new(state: &'a AppState, snapshot: &'a crate::config::live::Snapshot) -> Rules<'a> {
+        Rules {
+            settings: &snapshot.settings,
+            email: snapshot.email.as_deref(),
+            sms: snapshot.sms.as_deref(),
+            store: &state.store,
+            keys: &state.keys,
+            keyring: &state.keyring,
+            directory: &state.directory,
+            clock: state.clock.as_ref(),
+        }
+    }
+}
 
 /// Which limit refused a request: answers and audit lines name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,11 +130,11 @@ pub struct Methods {
 
 impl Methods {
     /// What `c` has, less the channels the service does not offer (no transport in production).
-    fn offered(state: &AppState, c: &Customer) -> Methods {
+    fn offered(r: &Rules<'_>, c: &Customer) -> Methods {
         Methods {
-            email: c.email.clone().filter(|_| state.email.is_some()),
+            email: c.email.clone().filter(|_| r.email.is_some()),
             authenticator: c.has_authenticator(),
-            sms: c.phone.clone().filter(|_| state.sms.is_some()),
+            sms: c.phone.clone().filter(|_| r.sms.is_some()),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -166,7 +199,7 @@ fn fault(
 
 /// check-verified-contact-methods: `None` when the customer is unknown or has no verified method.
 pub async fn verified_methods(
-    state: &AppState,
+    r: &Rules<'_>,
     customer: &CustomerId,
 ) -> Result<Option<Methods>, Outcome> {
     let call = Call {
@@ -174,13 +207,13 @@ pub async fn verified_methods(
         id: None,
         number: None,
     };
-    let lookup = tokio::time::timeout(STORE_DEADLINE, state.directory.get(customer)).await;
+    let lookup = tokio::time::timeout(STORE_DEADLINE, r.directory.get(customer)).await;
     let lookup = lookup.unwrap_or_else(|_| {
         Err(crate::store::StoreError::Unavailable("the store did not answer in time".into()).into())
     });
     match lookup {
         Ok(Some(c)) => {
-            let methods = Methods::offered(state, &c);
+            let methods = Methods::offered(r, &c);
             let outcome = if methods.is_empty() {
                 Outcome::NotFound
             } else {
@@ -212,13 +245,13 @@ pub fn generate_code(digits: u32) -> SecretString {
 /// What a stored digest binds a code to: customer, call (if any), method, destination and code.
 /// One digest per key of the key ring, current first (what a send stores).
 fn digests(
-    state: &AppState,
+    r: &Rules<'_>,
     call: &Call<'_>,
     method: Method,
     destination: &str,
     code: &str,
 ) -> Vec<String> {
-    state.keyring.digests(&[
+    r.keyring.digests(&[
         call.customer.as_str(),
         call.id.map(CallId::as_str).unwrap_or(""),
         method.as_str(),
@@ -233,28 +266,28 @@ struct Line {
     count: String,
 }
 
-fn line(state: &AppState, call: &Call<'_>) -> Option<Line> {
+fn line(r: &Rules<'_>, call: &Call<'_>) -> Option<Line> {
     let number = call.number?;
-    (state.settings.lockout.max_failures_per_caller > 0).then(|| {
-        let d = caller_digest(state, number);
+    (r.settings.lockout.max_failures_per_caller > 0).then(|| {
+        let d = caller_digest(r, number);
         Line {
-            lock: state.keys.caller_lock(&d),
-            count: state.keys.caller_failures(&d),
+            lock: r.keys.caller_lock(&d),
+            count: r.keys.caller_failures(&d),
         }
     })
 }
 
 /// Caller numbers are keyed by a digest, so the keyspace holds no number.
-fn caller_digest(state: &AppState, number: &CallerNumber) -> String {
-    state.keyring.digest(&["caller-number", number.as_str()])
+fn caller_digest(r: &Rules<'_>, number: &CallerNumber) -> String {
+    r.keyring.digest(&["caller-number", number.as_str()])
 }
 
 /// The lock that `lockout.max_failures` sets for this request, and which limit it is.
-fn lock_of(state: &AppState, call: &Call<'_>) -> (String, String, Limit) {
-    let keys = &state.keys;
-    match (state.settings.lockout.scope, call.number) {
+fn lock_of(r: &Rules<'_>, call: &Call<'_>) -> (String, String, Limit) {
+    let keys = &r.keys;
+    match (r.settings.lockout.scope, call.number) {
         (LockoutScope::Caller, Some(number)) => {
-            let d = caller_digest(state, number);
+            let d = caller_digest(r, number);
             (
                 keys.pair_lock(call.customer, &d),
                 keys.pair_failures(call.customer, &d),
@@ -270,8 +303,8 @@ fn lock_of(state: &AppState, call: &Call<'_>) -> (String, String, Limit) {
 }
 
 /// send-authentication-code.
-pub async fn send(state: &AppState, call: &Call<'_>, method: Method) -> Outcome {
-    match send_inner(state, call, method).await {
+pub async fn send(r: &Rules<'_>, call: &Call<'_>, method: Method) -> Outcome {
+    match send_inner(r, call, method).await {
         Ok((outcome, detail)) => {
             audit("send", call, Some(method), outcome, detail);
             outcome
@@ -289,11 +322,11 @@ struct Pending {
 }
 
 async fn send_inner(
-    state: &AppState,
+    r: &Rules<'_>,
     call: &Call<'_>,
     method: Method,
 ) -> anyhow::Result<(Outcome, &'static str)> {
-    let prepared = tokio::time::timeout(STORE_DEADLINE, prepare_send(state, call, method))
+    let prepared = tokio::time::timeout(STORE_DEADLINE, prepare_send(r, call, method))
         .await
         .map_err(|_| anyhow::anyhow!("the store did not answer in time"))??;
     let (methods, pending) = match prepared {
@@ -302,10 +335,10 @@ async fn send_inner(
     };
     let message = CodeMessage {
         code: &pending.code,
-        minutes: state.settings.codes.ttl_seconds.div_ceil(60),
+        minutes: r.settings.codes.ttl_seconds.div_ceil(60),
     };
     let delivery = async {
-        match (method, &state.email, &state.sms, &methods) {
+        match (method, &r.email, &r.sms, &methods) {
             (
                 Method::Email,
                 Some(sender),
@@ -322,8 +355,8 @@ async fn send_inner(
     };
     // Each transport has its own timeout; this bound holds even if one overran it.
     let budget_ms = match method {
-        Method::Email => state.settings.email.smtp.timeout_ms,
-        _ => state.settings.sms.timeout_ms,
+        Method::Email => r.settings.email.smtp.timeout_ms,
+        _ => r.settings.sms.timeout_ms,
     } + 1000;
     let delivered = tokio::time::timeout(Duration::from_millis(budget_ms), delivery)
         .await
@@ -332,7 +365,7 @@ async fn send_inner(
         // No usable code may outlive a failed delivery, and the caller's send allowance is
         // returned; only this send's code goes (a racing resend's code stays). The clean-up runs
         // on its own task, so it completes even when the store is slow and the answer has gone.
-        let store: Arc<dyn Store> = state.store.clone();
+        let store: Arc<dyn Store> = r.store.clone();
         let cleanup = tokio::spawn(async move {
             let _ = store.discard_code(&pending.code_key, &pending.digest).await;
             for key in &pending.counters {
@@ -357,16 +390,16 @@ async fn send_inner(
 /// The store part of a send, under the store deadline: the checks, the counts and the code write.
 /// `Err` is an answer that ends the send there.
 async fn prepare_send(
-    state: &AppState,
+    r: &Rules<'_>,
     call: &Call<'_>,
     method: Method,
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
-    let s = &state.settings;
-    let keys = &state.keys;
-    let Some(record) = state.directory.get(call.customer).await? else {
+    let s = &r.settings;
+    let keys = &r.keys;
+    let Some(record) = r.directory.get(call.customer).await? else {
         return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
-    let methods = Methods::offered(state, &record);
+    let methods = Methods::offered(r, &record);
     if !methods.has(method) {
         let has = match method {
             Method::Email => record.email.is_some(),
@@ -379,20 +412,19 @@ async fn prepare_send(
             (Outcome::NotFound, "method not verified for customer")
         }));
     }
-    let (lock, _, limit) = lock_of(state, call);
-    if state.store.get(&lock).await?.is_some() {
+    let (lock, _, limit) = lock_of(r, call);
+    if r.store.get(&lock).await?.is_some() {
         return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
     }
-    if let Some(line) = line(state, call)
-        && state.store.get(&line.lock).await?.is_some()
+    if let Some(line) = line(r, call)
+        && r.store.get(&line.lock).await?.is_some()
     {
         let limit = Limit::CallerNumber;
         return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
     }
     let ttl = Duration::from_secs(s.codes.ttl_seconds);
     if method == Method::Authenticator {
-        state
-            .store
+        r.store
             .set(&keys.choice(call.customer), method.as_str(), Some(ttl))
             .await?;
         return Ok(Err((
@@ -402,7 +434,7 @@ async fn prepare_send(
     }
     // Count first, so racing sends cannot all slip under the limit.
     let sends_key = keys.sends(call.customer);
-    let sends = state
+    let sends = r
         .store
         .incr_window(&sends_key, Duration::from_secs(s.codes.send_window_seconds))
         .await?;
@@ -413,9 +445,9 @@ async fn prepare_send(
     let mut counters = vec![sends_key.clone()];
     if let (Method::Sms, Some(phone)) = (method, &methods.sms) {
         // Keyed by a digest, so the keyspace holds no phone number.
-        let key = keys.sms_number(&state.keyring.digest(&["sms-number", phone.e164()]));
-        if let Some(reason) = sms_refusal(state, phone, &key).await? {
-            state.store.decr(&sends_key).await?;
+        let key = keys.sms_number(&r.keyring.digest(&["sms-number", phone.e164()]));
+        if let Some(reason) = sms_refusal(r, phone, &key).await? {
+            r.store.decr(&sends_key).await?;
             metrics::counter!("twofactor_send_refused_total", "reason" => reason).increment(1);
             tracing::warn!(customer = %call.customer, number = %phone, reason, "SMS send refused");
             return Ok(Err((Outcome::SendLimited(None), reason)));
@@ -428,19 +460,17 @@ async fn prepare_send(
     let code = generate_code(s.codes.digits);
     let code_key = keys.code(call.customer);
     let digest = digests(
-        state,
+        r,
         call,
         method,
         methods.destination(method),
         code.expose_secret(),
     )
     .swap_remove(0);
-    state
-        .store
+    r.store
         .put_code(&code_key, &digest, method.as_str(), ttl)
         .await?;
-    state
-        .store
+    r.store
         .set(&keys.choice(call.customer), method.as_str(), Some(ttl))
         .await?;
     Ok(Ok((
@@ -456,11 +486,11 @@ async fn prepare_send(
 
 /// Why an SMS to `phone` must not go out: a country outside the allow-list, or the number's hourly cap.
 async fn sms_refusal(
-    state: &AppState,
+    r: &Rules<'_>,
     phone: &PhoneNumber,
     number_key: &str,
 ) -> anyhow::Result<Option<&'static str>> {
-    let sms = &state.settings.sms;
+    let sms = &r.settings.sms;
     if !sms.allowed_country_codes.is_empty() {
         let cc = phone.country_code();
         if !sms
@@ -472,7 +502,7 @@ async fn sms_refusal(
         }
     }
     if sms.max_per_number_per_hour > 0 {
-        let n = state
+        let n = r
             .store
             .incr_window(number_key, Duration::from_secs(3600))
             .await?;
@@ -485,12 +515,12 @@ async fn sms_refusal(
 
 /// code-authentication. `raw_code` is `authCode_nbest1` as received.
 pub async fn verify(
-    state: &AppState,
+    r: &Rules<'_>,
     call: &Call<'_>,
     method: Option<Method>,
     raw_code: &str,
 ) -> Outcome {
-    let work = verify_inner(state, call, method, raw_code);
+    let work = verify_inner(r, call, method, raw_code);
     match tokio::time::timeout(STORE_DEADLINE, work).await {
         Ok(Ok((outcome, used, detail))) => {
             audit("verify", call, used, outcome, detail);
@@ -504,28 +534,23 @@ pub async fn verify(
 type Decision = (Outcome, Option<Method>, &'static str);
 
 async fn verify_inner(
-    state: &AppState,
+    r: &Rules<'_>,
     call: &Call<'_>,
     method: Option<Method>,
     raw_code: &str,
 ) -> anyhow::Result<Decision> {
-    let max = state.settings.lockout.max_failures_per_caller;
-    let window = Duration::from_secs(state.settings.lockout.window_seconds);
+    let max = r.settings.lockout.max_failures_per_caller;
+    let window = Duration::from_secs(r.settings.lockout.window_seconds);
     // The line's own limit comes first, counted before any code is judged, so parallel guesses
     // from one number never have more than max_failures_per_caller judged. A full count refuses
     // without locking: attempts in flight may yet succeed and give theirs back.
-    let line = line(state, call);
+    let line = line(r, call);
     let claim = match &line {
-        Some(l) => Some(
-            state
-                .store
-                .claim_capped(&l.lock, &l.count, max, window)
-                .await?,
-        ),
+        Some(l) => Some(r.store.claim_capped(&l.lock, &l.count, max, window).await?),
         None => None,
     };
     let judge = !matches!(claim, Some(Claim::Locked | Claim::Full));
-    let decision = judge_code(state, call, method, raw_code, judge).await?;
+    let decision = judge_code(r, call, method, raw_code, judge).await?;
     if !judge && decision.0 != Outcome::Success {
         // Only a repeat of the code just accepted in this call passes a refused line.
         return Ok((
@@ -538,14 +563,14 @@ async fn verify_inner(
         match decision.0 {
             Outcome::IncorrectCode | Outcome::CodeExpired => {
                 if n >= u64::from(max) {
-                    let lock_for = Duration::from_secs(state.settings.lockout.duration_seconds);
-                    state.store.set(&line.lock, "1", Some(lock_for)).await?;
-                    state.store.del(&line.count).await?;
+                    let lock_for = Duration::from_secs(r.settings.lockout.duration_seconds);
+                    r.store.set(&line.lock, "1", Some(lock_for)).await?;
+                    r.store.del(&line.count).await?;
                     locked_now(call, Limit::CallerNumber);
                 }
             }
             // Not a wrong code: the attempt is given back.
-            _ => state.store.decr(&line.count).await?,
+            _ => r.store.decr(&line.count).await?,
         }
     }
     Ok(decision)
@@ -567,28 +592,28 @@ fn limit_label(limit: Limit) -> &'static str {
 /// Judges one code for the customer in one atomic store step (see `Store::verify_code`). With
 /// `judge` false only a repeat of the accepted code is recognised.
 async fn judge_code(
-    state: &AppState,
+    r: &Rules<'_>,
     call: &Call<'_>,
     method: Option<Method>,
     raw_code: &str,
     judge: bool,
 ) -> anyhow::Result<Decision> {
-    let s = &state.settings;
-    let keys = &state.keys;
+    let s = &r.settings;
+    let keys = &r.keys;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
-    let Some(record) = state.directory.get(call.customer).await? else {
+    let Some(record) = r.directory.get(call.customer).await? else {
         // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
         // they still take a store round trip and answer as a customer with no pending code does.
-        state.store.get(&keys.lock(call.customer)).await?;
+        r.store.get(&keys.lock(call.customer)).await?;
         return Ok((Outcome::CodeExpired, method, "unknown customer"));
     };
-    let methods = Methods::offered(state, &record);
+    let methods = Methods::offered(r, &record);
     let chosen = match method {
         Some(m) => Some(m),
-        None => remembered(state, call.customer, &methods).await?,
+        None => remembered(r, call.customer, &methods).await?,
     };
-    let (lock, failures, limit) = lock_of(state, call);
+    let (lock, failures, limit) = lock_of(r, call);
     let attempt_keys = AttemptKeys {
         lock,
         failures,
@@ -611,13 +636,13 @@ async fn judge_code(
     let (verdict, used) = if chosen == Some(Method::Authenticator) {
         // Judged against the authenticator only: a pending sent code is never touched here, even
         // for a customer without an authenticator (whose attempt then counts as wrong).
-        let secret = state.directory.totp_secret(call.customer, &record)?;
+        let secret = r.directory.totp_secret(call.customer, &record)?;
         let matched = secret
             .as_deref()
-            .and_then(|secret| crate::totp::check(&s.totp, secret, code, state.clock.now_unix()));
+            .and_then(|secret| crate::totp::check(&s.totp, secret, code, r.clock.now_unix()));
         let step_ttl = s.totp.period_seconds * (2 * u64::from(s.totp.skew_steps) + 2);
-        let candidates = digests(state, call, Method::Authenticator, "", code);
-        let verdict = state
+        let candidates = digests(r, call, Method::Authenticator, "", code);
+        let verdict = r
             .store
             .verify_totp(
                 &attempt_keys,
@@ -632,8 +657,8 @@ async fn judge_code(
         (verdict, chosen)
     } else {
         let m = chosen.unwrap_or(Method::Email);
-        let candidates = digests(state, call, m, methods.destination(m), code);
-        let verdict = state
+        let candidates = digests(r, call, m, methods.destination(m), code);
+        let verdict = r
             .store
             .verify_code(
                 &attempt_keys,
@@ -670,15 +695,15 @@ async fn judge_code(
 /// The method to judge when the request names none: the remembered choice, else the pending sent
 /// code's, else the authenticator if enrolled, else the only method.
 async fn remembered(
-    state: &AppState,
+    r: &Rules<'_>,
     customer: &CustomerId,
     methods: &Methods,
 ) -> anyhow::Result<Option<Method>> {
-    let keys = &state.keys;
-    if let Some(m) = state.store.get(&keys.choice(customer)).await? {
+    let keys = &r.keys;
+    if let Some(m) = r.store.get(&keys.choice(customer)).await? {
         return Ok(Method::parse(&m).ok());
     }
-    if let Some(m) = state.store.pending_method(&keys.code(customer)).await? {
+    if let Some(m) = r.store.pending_method(&keys.code(customer)).await? {
         return Ok(Method::parse(&m).ok());
     }
     Ok(if methods.authenticator {

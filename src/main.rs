@@ -201,7 +201,7 @@ async fn totp_enroll(
     let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
     let state = AppState::from_settings(settings).await?;
     let Some(enrolment) =
-        twofactor::totp::enrol(&state.directory, &state.settings.totp, &id).await?
+        twofactor::totp::enrol(&state.directory, &state.snapshot().settings.totp, &id).await?
     else {
         anyhow::bail!("no customer {id}: import it or PUT it through the admin API first");
     };

@@ -47,7 +47,8 @@ impl Application {
     }
 
     pub async fn build_with_state(state: AppState) -> anyhow::Result<Application> {
-        let settings = state.settings.clone();
+        let snapshot = state.snapshot();
+        let settings = &snapshot.settings;
         if !settings.directory.seed_file.is_empty() {
             let json =
                 std::fs::read_to_string(&settings.directory.seed_file).with_context(|| {
@@ -83,7 +84,7 @@ impl Application {
         let tls = if settings.server.tls_cert_file.is_empty() {
             None
         } else {
-            Some(tls_config(&settings)?)
+            Some(tls_config(settings)?)
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
 

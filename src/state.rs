@@ -8,6 +8,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
+use crate::config::live::{Live, Snapshot};
 use crate::crypto::Keyring;
 use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Directory;
@@ -31,14 +32,12 @@ impl Clock for SystemClock {
 }
 
 pub struct AppState {
-    pub settings: Arc<Settings>,
+    /// Settings and senders; read once per request with [`AppState::snapshot`].
+    pub live: Live,
     pub store: Arc<dyn Store>,
     pub keys: Keys,
     pub keyring: Arc<Keyring>,
     pub directory: Arc<Directory>,
-    /// `None` when the channel is not offered (production with no transport for it).
-    pub email: Option<Arc<dyn EmailSender>>,
-    pub sms: Option<Arc<dyn SmsSender>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -78,15 +77,22 @@ impl AppState {
             settings.directory.default_region.0,
         ));
         Ok(AppState {
-            settings: Arc::new(settings),
+            live: Live::new(Snapshot {
+                settings,
+                email,
+                sms,
+            }),
             store,
             keys,
             keyring,
             directory,
-            email,
-            sms,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The settings and senders one request works with, start to end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.load()
     }
 }
 

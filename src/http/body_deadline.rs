@@ -95,7 +95,7 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let timeout_ms = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.server.body_timeout_ms);
+        .map(|s| s.snapshot().settings.server.body_timeout_ms);
     let Some(timeout_ms) = timeout_ms.filter(|_| has_body(&req)) else {
         return next.call(req).await;
     };

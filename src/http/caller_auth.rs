@@ -24,7 +24,8 @@ pub async fn guard(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let sec = &state.settings.security;
+    let snapshot = state.snapshot();
+    let sec = &snapshot.settings.security;
     let refusal = if !peer_allowed(&req, sec) {
         metrics::counter!("twofactor_caller_refused_total", "reason" => "network").increment(1);
         tracing::warn!(peer = ?req.peer_addr().map(|a| a.ip()), "caller refused: address not in security.allowed_networks");
@@ -42,7 +43,7 @@ pub async fn guard(
     match refusal {
         Some((kind, message)) => {
             let endpoint = Endpoint::from_path(req.path()).unwrap_or(Endpoint::CheckMethods);
-            let err = ApiError::new(endpoint, kind, &state.settings.statuses.error, message);
+            let err = ApiError::new(endpoint, kind, &snapshot.settings.statuses.error, message);
             Ok(req.into_response(err.error_response()))
         }
         None => Ok(next.call(req).await?.map_into_boxed_body()),

@@ -13,21 +13,23 @@ pub async fn check_methods(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let snapshot = state.snapshot();
     let ctx = Ctx {
         endpoint: Endpoint::CheckMethods,
-        state: &state,
+        settings: &snapshot.settings,
     };
     let params = params::extract(&ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
-    let statuses = &state.settings.statuses;
-    let body = match crate::codes::verified_methods(&state, &customer).await {
+    let statuses = &snapshot.settings.statuses;
+    let rules = crate::codes::Rules::new(&state, &snapshot);
+    let body = match crate::codes::verified_methods(&rules, &customer).await {
         Ok(Some(methods)) => xml::methods(
             &statuses.success,
             &methods,
-            state.settings.sms.plus_symbol_before_recipient_number,
+            snapshot.settings.sms.plus_symbol_before_recipient_number,
         ),
         Ok(None) => xml::status(Endpoint::CheckMethods, &statuses.not_found),
-        Err(outcome) => xml::status(Endpoint::CheckMethods, super::status_of(&state, outcome)),
+        Err(outcome) => xml::status(Endpoint::CheckMethods, super::status_of(statuses, outcome)),
     };
     Ok(xml_ok(body))
 }

@@ -12,6 +12,7 @@ pub mod verify_code;
 use actix_web::{HttpResponse, web};
 
 use crate::codes::Outcome;
+use crate::config::Statuses;
 use crate::error::{ApiError, ErrorKind, XML_CONTENT_TYPE};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -73,15 +74,14 @@ where
             Err::<HttpResponse, _>(ApiError::new(
                 endpoint,
                 ErrorKind::MethodNotAllowed,
-                &state.settings.statuses.error,
+                &state.snapshot().settings.statuses.error,
                 "use GET or POST",
             ))
         }))
 }
 
 /// The configured status string for an outcome.
-pub fn status_of(state: &AppState, outcome: Outcome) -> &str {
-    let s = &state.settings.statuses;
+pub fn status_of(s: &Statuses, outcome: Outcome) -> &str {
     match outcome {
         Outcome::Success => &s.success,
         Outcome::NotFound => &s.not_found,
@@ -94,8 +94,8 @@ pub fn status_of(state: &AppState, outcome: Outcome) -> &str {
 }
 
 /// The answer for an outcome: its status, and a `<message>` naming the limit when one refused.
-pub fn answer(state: &AppState, endpoint: Endpoint, outcome: Outcome) -> HttpResponse {
-    let status = status_of(state, outcome);
+pub fn answer(statuses: &Statuses, endpoint: Endpoint, outcome: Outcome) -> HttpResponse {
+    let status = status_of(statuses, outcome);
     xml_ok(match outcome.message() {
         Some(message) => crate::xml::error(endpoint, status, message),
         None => crate::xml::status(endpoint, status),

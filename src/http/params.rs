@@ -7,9 +7,9 @@ use actix_web::http::header;
 use actix_web::web;
 use futures_util::StreamExt;
 
+use crate::config::Settings;
 use crate::domain::{CallId, CallerNumber, CustomerId, Method, truncate};
 use crate::error::{ApiError, ErrorKind};
-use crate::state::AppState;
 use crate::xml::{self, Endpoint};
 
 /// More parameters than any callflow sends is an attack or a mistake.
@@ -22,17 +22,12 @@ pub struct Params {
 
 pub struct Ctx<'a> {
     pub endpoint: Endpoint,
-    pub state: &'a AppState,
+    pub settings: &'a Settings,
 }
 
 impl Ctx<'_> {
     pub fn err(&self, kind: ErrorKind, message: impl Into<String>) -> ApiError {
-        ApiError::new(
-            self.endpoint,
-            kind,
-            &self.state.settings.statuses.error,
-            message,
-        )
+        ApiError::new(self.endpoint, kind, &self.settings.statuses.error, message)
     }
 }
 
@@ -58,7 +53,7 @@ impl Params {
     }
 
     pub fn customer_id(&self, ctx: &Ctx<'_>) -> Result<CustomerId, ApiError> {
-        let names = &ctx.state.settings.gia.customer_id_params;
+        let names = &ctx.settings.gia.customer_id_params;
         let raw = self.first(names).ok_or_else(|| {
             ctx.err(
                 ErrorKind::BadRequest,
@@ -69,14 +64,14 @@ impl Params {
     }
 
     pub fn call_id(&self, ctx: &Ctx<'_>) -> Result<Option<CallId>, ApiError> {
-        self.first(&ctx.state.settings.gia.call_id_params)
+        self.first(&ctx.settings.gia.call_id_params)
             .map(|raw| CallId::parse(raw).map_err(|e| ctx.err(ErrorKind::BadRequest, e)))
             .transpose()
     }
 
     /// The caller's number (ANI) when one is passed; anything that is not a number is ignored.
     pub fn caller_number(&self, ctx: &Ctx<'_>) -> Option<CallerNumber> {
-        self.first(&ctx.state.settings.gia.caller_number_params)
+        self.first(&ctx.settings.gia.caller_number_params)
             .and_then(CallerNumber::parse)
     }
 
@@ -94,7 +89,7 @@ pub async fn extract(
     req: &HttpRequest,
     mut payload: web::Payload,
 ) -> Result<Params, ApiError> {
-    let limit = ctx.state.settings.server.max_body_bytes;
+    let limit = ctx.settings.server.max_body_bytes;
     let too_large = || {
         ctx.err(
             ErrorKind::PayloadTooLarge,
@@ -116,9 +111,7 @@ pub async fn extract(
             if super::body_deadline::is_timeout(&e) {
                 ctx.err(
                     ErrorKind::RequestTimeout,
-                    super::body_deadline::timeout_message(
-                        ctx.state.settings.server.body_timeout_ms,
-                    ),
+                    super::body_deadline::timeout_message(ctx.settings.server.body_timeout_ms),
                 )
             } else {
                 ctx.err(ErrorKind::BadRequest, "request body could not be read")
@@ -290,7 +283,7 @@ fn pairs_checked(
             format!("{place} has more than {MAX_PARAMS} parameters"),
         ));
     }
-    let max = ctx.state.settings.server.max_param_bytes;
+    let max = ctx.settings.server.max_param_bytes;
     for (i, (k, v)) in pairs.iter().enumerate() {
         if k.len() > 128 || v.len() > max {
             return Err(ctx.err(

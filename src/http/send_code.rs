@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer;
 use super::params::{self, Ctx};
+use crate::codes::Rules;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -13,9 +14,10 @@ pub async fn send_code(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let snapshot = state.snapshot();
     let ctx = Ctx {
         endpoint: Endpoint::SendCode,
-        state: &state,
+        settings: &snapshot.settings,
     };
     let params = params::extract(&ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
@@ -32,6 +34,10 @@ pub async fn send_code(
             "missing TwoFactorAuthSelectedMethod: send Email, SMS or Authenticator",
         )
     })?;
-    let outcome = crate::codes::send(&state, &call, method).await;
-    Ok(answer(&state, Endpoint::SendCode, outcome))
+    let outcome = crate::codes::send(&Rules::new(&state, &snapshot), &call, method).await;
+    Ok(answer(
+        &snapshot.settings.statuses,
+        Endpoint::SendCode,
+        outcome,
+    ))
 }

@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer;
 use super::params::{self, Ctx};
+use crate::codes::Rules;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -13,9 +14,10 @@ pub async fn verify_code(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let snapshot = state.snapshot();
     let ctx = Ctx {
         endpoint: Endpoint::VerifyCode,
-        state: &state,
+        settings: &snapshot.settings,
     };
     let params = params::extract(&ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
@@ -34,6 +36,10 @@ pub async fn verify_code(
             "missing authCode_nbest1: send the code the caller entered",
         )
     })?;
-    let outcome = crate::codes::verify(&state, &call, method, code).await;
-    Ok(answer(&state, Endpoint::VerifyCode, outcome))
+    let outcome = crate::codes::verify(&Rules::new(&state, &snapshot), &call, method, code).await;
+    Ok(answer(
+        &snapshot.settings.statuses,
+        Endpoint::VerifyCode,
+        outcome,
+    ))
 }

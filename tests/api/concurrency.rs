@@ -58,7 +58,8 @@ const WORKERS: &str = "[server]\nworkers = 4\n";
 async fn app(kind: StoreKind, overrides: &str) -> TestApp {
     let app = spawn_app_with(kind, &format!("{WORKERS}{overrides}")).await;
     assert_eq!(
-        app.state.settings.server.workers, 4,
+        app.state.snapshot().settings.server.workers,
+        4,
         "the race needs several workers"
     );
     app.add_customer("1001", Some(ALICE), None, None).await;

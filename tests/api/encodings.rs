@@ -380,7 +380,8 @@ async fn authenticator_in_any_case_is_recorded_and_checked(kind: StoreKind) {
     )
     .await;
     let secret = twofactor::totp::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
-    let totp = twofactor::totp::build(&app.state.settings.totp, &secret, "test").unwrap();
+    let totp =
+        twofactor::totp::build(&app.state.snapshot().settings.totp, &secret, "test").unwrap();
     let now = app.state.clock.now_unix();
 
     for value in ["authenticator", "AUTHENTICATOR", "Authenticator"] {

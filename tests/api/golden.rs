@@ -139,8 +139,8 @@ async fn every_response_shape_matches_its_golden_file(kind: StoreKind) {
     ));
 
     // Malformed requests, one per class, as GIA would receive each answer.
-    let too_large =
-        "CustomerId=1003&pad=".to_string() + &"x".repeat(app.state.settings.server.max_body_bytes);
+    let too_large = "CustomerId=1003&pad=".to_string()
+        + &"x".repeat(app.state.snapshot().settings.server.max_body_bytes);
     cases.push((
         "send_error_body_too_large.xml",
         413,

@@ -362,7 +362,7 @@ async fn an_authenticator_code_is_single_use(kind: StoreKind) {
     let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
     app.add_customer("1003", None, None, Some(secret)).await;
     let bytes = twofactor::totp::from_base32(secret).unwrap();
-    let totp = twofactor::totp::build(&app.state.settings.totp, &bytes, "test").unwrap();
+    let totp = twofactor::totp::build(&app.state.snapshot().settings.totp, &bytes, "test").unwrap();
     let token = totp.generate(app.state.clock.now_unix()).to_string();
     assert_eq!(
         app.send("1003", "Authenticator").await.xml_status(),

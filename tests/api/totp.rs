@@ -19,7 +19,7 @@ fn new_secret() -> String {
 /// The code `secret` shows at `t` under the app's TOTP settings.
 fn code_at(app: &TestApp, secret_b32: &str, t: u64) -> String {
     let secret = twofactor::totp::from_base32(secret_b32).expect("base32");
-    twofactor::totp::build(&app.state.settings.totp, &secret, "test")
+    twofactor::totp::build(&app.state.snapshot().settings.totp, &secret, "test")
         .expect("totp")
         .generate(t)
         .to_string()

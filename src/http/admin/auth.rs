@@ -97,7 +97,7 @@ pub async fn require_admin(
         // The address first: a peer outside admin.allowed_networks learns nothing about tokens.
         Some(state)
             if !crate::http::caller_auth::peer_in(
-                &state.settings.admin.allowed_networks,
+                &state.snapshot().settings.admin.allowed_networks,
                 req.peer_addr(),
             ) =>
         {
@@ -108,7 +108,7 @@ pub async fn require_admin(
             ))
         }
         Some(state) => authenticate(
-            &state.settings.admin.tokens,
+            &state.snapshot().settings.admin.tokens,
             req.headers().get(AUTHORIZATION),
         ),
         None => Err(AdminError::internal(&"application state missing")),

@@ -63,7 +63,7 @@ fn json_config(limit: usize) -> web::JsonConfig {
                 E::Payload(p) if crate::http::body_deadline::is_timeout(p) => {
                     let ms = req
                         .app_data::<web::Data<crate::state::AppState>>()
-                        .map(|s| s.settings.server.body_timeout_ms)
+                        .map(|s| s.snapshot().settings.server.body_timeout_ms)
                         .unwrap_or_default();
                     AdminError::new(
                         StatusCode::REQUEST_TIMEOUT,

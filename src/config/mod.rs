@@ -3,6 +3,8 @@
 //! Every key is typed and unknown keys are refused, so a typo fails at start with the key's name
 //! instead of being silently ignored. Cross-field rules live in [`Settings::validate`].
 
+pub mod live;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The defaults `cargo run` starts on, embedded so no file is needed.
-pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -931,8 +933,8 @@ mod tests {
 
     #[test]
     fn example_config_documents_every_key_with_its_default() {
-        let example: toml::Value =
-            toml::from_str(include_str!("../deploy/config.example.toml")).expect("example parses");
+        let example: toml::Value = toml::from_str(include_str!("../../deploy/config.example.toml"))
+            .expect("example parses");
         let defaults: toml::Value = toml::from_str(DEFAULT_TOML).expect("defaults parse");
         let (mut a, mut b) = (Vec::new(), Vec::new());
         keys("", &example, &mut a);
