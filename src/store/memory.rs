@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, Verdict};
+use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, Ttl, Verdict};
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -263,6 +263,15 @@ impl Store for MemoryStore {
         Ok(self.with(key, true, |m, _| m.remove(key).is_some()))
     }
 
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
+        Ok(self.with(key, false, |m, now| match m.get(key) {
+            None => Ttl::Missing,
+            Some(e) => e.expires_at.map_or(Ttl::Forever, |t| {
+                Ttl::Left(t.saturating_duration_since(now))
+            }),
+        }))
+    }
+
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         self.with(key, true, |m, now| counter(m, key, now, window))
     }
@@ -429,6 +438,41 @@ impl Store for MemoryStore {
             .into_iter()
             .map(|(k, _)| k)
             .collect())
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: &str,
+        count: usize,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let count = count.max(1);
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        // The cursor is the last key handed out: keys added or removed meanwhile never shift a
+        // page, and each key present throughout is listed exactly once.
+        let mut after: Vec<&String> = inner
+            .map
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && k.as_str() > cursor && e.live(now))
+            .map(|(k, _)| k)
+            .collect();
+        let more = after.len() > count;
+        if more {
+            // Only the page's own keys need sorting.
+            after.select_nth_unstable(count);
+            after.truncate(count);
+        }
+        after.sort_unstable();
+        let next = if more {
+            after.last().map(|k| (*k).clone())
+        } else {
+            None
+        };
+        Ok((after.into_iter().cloned().collect(), next))
     }
 
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {

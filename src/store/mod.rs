@@ -19,6 +19,23 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store answered something unexpected: {0}")]
     Protocol(String),
+    /// This backend cannot do what was asked (a paged listing on Redis Cluster).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The caller passed something the store cannot use (a malformed cursor).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How long a key has left to live, as Redis `PTTL` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// No such key (or it has just expired).
+    Missing,
+    /// The key never expires.
+    Forever,
+    /// The key expires after this long.
+    Left(Duration),
 }
 
 /// The keys one verification touches, all in the customer's hash slot.
@@ -177,6 +194,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// True when something was deleted.
     async fn del(&self, key: &str) -> Result<bool, StoreError>;
+    /// How long `key` has left to live (`PTTL`).
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError>;
     /// Increments a counter whose window starts at its first increment; returns the new count.
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     /// Takes back one increment (a send that failed must not count); never below zero.
@@ -236,6 +255,17 @@ pub trait Store: Send + Sync + 'static {
     async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError>;
     /// Every key that starts with `prefix` (maintenance commands; not for the request path).
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// One page of the keys that start with `prefix`, for listings an admin pages through: the
+    /// keys found and the cursor of the next page (`None` at the end). Start with `""`. Each call is
+    /// one bounded step (Redis: one `SCAN cursor MATCH prefix* COUNT count`, so a page may hold
+    /// fewer or a few more keys than `count`, even none before the end; memory: the `count` keys
+    /// after the cursor in sorted order). `Unsupported` on Redis Cluster, whose SCAN walks one node.
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: &str,
+        count: usize,
+    ) -> Result<(Vec<String>, Option<String>), StoreError>;
     /// Every key and value under `prefix` (admin export, tests that scan what is stored).
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, StoreUrl, Verdict};
+use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, StoreUrl, Ttl, Verdict};
 
 /// Replace the pending code: digest `d`, method `m`, wrong tries `a`.
 static PUT_CODE: LazyLock<Script> = LazyLock::new(|| {
@@ -227,15 +227,18 @@ const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 200;
 /// Life of the readiness probe's key: long enough to be written, short enough to leave nothing.
 const READY_PROBE_TTL_MS: u64 = 5_000;
 
-/// A SCAN/KEYS pattern matching every key that starts with `prefix`.
+/// A SCAN/KEYS pattern matching every key that starts with `prefix`. Customer ids may hold any
+/// visible ASCII, so every character the glob gives a meaning (the backslash too) is escaped.
 fn glob_prefix(prefix: &str) -> String {
-    format!(
-        "{}*",
-        prefix
-            .replace('*', "\\*")
-            .replace('?', "\\?")
-            .replace('[', "\\[")
-    )
+    let mut pattern = String::with_capacity(prefix.len() + 8);
+    for ch in prefix.chars() {
+        if matches!(ch, '\\' | '*' | '?' | '[' | ']' | '^') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('*');
+    pattern
 }
 
 /// The shared part of both verification scripts' invocations (see `VERIFY_PRELUDE`).
@@ -497,6 +500,15 @@ impl Store for RedisStore {
         Ok(n > 0)
     }
 
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
+        let ms: i64 = self.run(async |c| c.pttl(key).await).await?;
+        Ok(match ms {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Forever,
+            ms => Ttl::Left(Duration::from_millis(ms.max(0) as u64)),
+        })
+    }
+
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         self.run(async |c| {
             INCR_WINDOW
@@ -651,6 +663,45 @@ impl Store for RedisStore {
         drop(iter);
         keys.sort();
         Ok(keys)
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        cursor: &str,
+        count: usize,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let start: u64 = if cursor.is_empty() {
+            0
+        } else {
+            cursor.parse().map_err(|_| {
+                StoreError::Invalid(format!("{cursor:?} is not a cursor this store gave out"))
+            })?
+        };
+        if matches!(self.connection().await?, Conn::Cluster(_)) {
+            // A SCAN cursor belongs to one node; a listing across masters would need a cursor per
+            // master, and a failover would invalidate them. Refused rather than half-listed.
+            return Err(StoreError::Unsupported(
+                "paging through keys is not available on Redis Cluster: SCAN walks one node at a \
+                 time; use a standalone or Sentinel Redis, or look customers up by id"
+                    .into(),
+            ));
+        }
+        let pattern = glob_prefix(prefix);
+        let (next, mut keys): (u64, Vec<String>) = self
+            .run(async |c| {
+                redis::cmd("SCAN")
+                    .arg(start)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(count.max(1))
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        keys.sort();
+        Ok((keys, (next != 0).then(|| next.to_string())))
     }
 
     async fn dump(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {

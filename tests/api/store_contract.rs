@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use twofactor::store::{AttemptKeys, Claim, Judged, Lockout, Store, Verdict};
+use twofactor::store::{AttemptKeys, Claim, Judged, Lockout, Store, Ttl, Verdict};
 
 use crate::helpers::{rand_u64, redis};
 
@@ -617,3 +617,74 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
     );
 }
 both_backends!(dump_lists_by_prefix_agree, dump_lists_by_prefix);
+
+async fn ttl_tells_what_is_left(store: Arc<dyn Store>, p: String) {
+    let (forever, lasting, code, brief) = (
+        format!("{p}forever"),
+        format!("{p}lasting"),
+        format!("{p}code"),
+        format!("{p}brief"),
+    );
+    assert_eq!(store.ttl(&format!("{p}none")).await.unwrap(), Ttl::Missing);
+
+    store.set(&forever, "1", None).await.unwrap();
+    store.set(&lasting, "1", Some(LONG)).await.unwrap();
+    store.put_code(&code, "d", "sms", LONG).await.unwrap();
+    store.set(&brief, "1", Some(BRIEF)).await.unwrap();
+
+    assert_eq!(store.ttl(&forever).await.unwrap(), Ttl::Forever);
+    for key in [&lasting, &code] {
+        match store.ttl(key).await.unwrap() {
+            Ttl::Left(d) => assert!(
+                d <= LONG && d > LONG - Duration::from_secs(10),
+                "{key}: {d:?} left of {LONG:?}"
+            ),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    past(BRIEF).await;
+    assert_eq!(store.ttl(&brief).await.unwrap(), Ttl::Missing, "expired");
+}
+both_backends!(ttl_tells_what_is_left_agree, ttl_tells_what_is_left);
+
+/// Every key `scan_page` lists under `prefix`, following its cursors to the end, sorted.
+async fn walk(store: &Arc<dyn Store>, prefix: &str, count: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    // On the shared test Redis the walk covers every test's keys, page after page.
+    loop {
+        let (keys, next) = store.scan_page(prefix, &cursor, count).await.unwrap();
+        assert!(keys.iter().all(|k| k.starts_with(prefix)), "{keys:?}");
+        seen.extend(keys);
+        match next {
+            Some(n) => cursor = n,
+            None => break,
+        }
+    }
+    seen.sort();
+    // SCAN promises each key at least once (twice only while Redis resizes its table).
+    seen.dedup();
+    seen
+}
+
+async fn scan_page_walks_a_prefix(store: Arc<dyn Store>, p: String) {
+    let wanted: Vec<String> = (0..30).map(|i| format!("{p}a:{i:02}")).collect();
+    for key in &wanted {
+        store.set(key, "1", None).await.unwrap();
+    }
+    for other in ["b:1", "b:2", "a", "A:1"] {
+        store.set(&format!("{p}{other}"), "1", None).await.unwrap();
+    }
+    // Glob characters in a prefix are taken literally.
+    let odd = format!("{p}x*[y]?\\z^");
+    store.set(&odd, "1", None).await.unwrap();
+    store
+        .set(&format!("{p}xa[y]?\\z^"), "1", None)
+        .await
+        .unwrap();
+
+    assert_eq!(walk(&store, &format!("{p}a:"), 7).await, wanted);
+    assert_eq!(walk(&store, &format!("{p}x*["), 100).await, vec![odd]);
+    assert!(walk(&store, &format!("{p}nothing"), 100).await.is_empty());
+}
+both_backends!(scan_page_walks_a_prefix_agree, scan_page_walks_a_prefix);
