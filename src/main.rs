@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use twofactor::config::Settings;
-use twofactor::delivery::{self, CodeMessage};
+use twofactor::config::live::Snapshot;
+use twofactor::delivery::{self, test_send};
 use twofactor::domain::{Email, PhoneNumber};
 use twofactor::startup::Application;
 use twofactor::state::AppState;
@@ -258,58 +259,43 @@ async fn keys_reseal(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A code that reads as a test in the message (all zeros), never one the service issued.
-fn test_code(settings: &Settings) -> secrecy::SecretString {
-    secrecy::SecretString::from("0".repeat(settings.codes.digits as usize))
-}
-
 async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<()> {
     let to = Email::parse(&address).map_err(|e| anyhow::anyhow!("ADDRESS: {e}"))?;
-    let (Some(email), _) = delivery::from_settings(&settings)? else {
-        anyhow::bail!(
-            "email is not offered: production has no transport for it (set email.smtp.host)"
-        );
-    };
-    let code = test_code(&settings);
-    let message = CodeMessage {
-        code: &code,
-        minutes: settings.codes.ttl_seconds.div_ceil(60),
-    };
     println!(
         "sending a test email (code {}) to {} via {:?}",
         "0".repeat(settings.codes.digits as usize),
         to.as_str(),
         settings.email_transport()
     );
-    let answer = email
-        .send(&to, &message)
-        .await
-        .map_err(|e| anyhow::anyhow!("the test email was not sent: {e}"))?;
-    println!("server answered: {answer}");
+    let snapshot = Snapshot::build(settings)?;
+    let report = test_send::email(&snapshot, &to).await;
+    anyhow::ensure!(
+        report.sent,
+        "the test email was not sent: {}",
+        report.answer
+    );
+    println!(
+        "server answered: {} ({} ms)",
+        report.answer, report.elapsed_ms
+    );
     Ok(())
 }
 
 async fn send_test_sms(settings: Settings, number: String) -> anyhow::Result<()> {
     let to = PhoneNumber::parse_in(&number, settings.directory.default_region.0)
         .map_err(|e| anyhow::anyhow!("NUMBER: {e}"))?;
-    let (_, Some(sms)) = delivery::from_settings(&settings)? else {
-        anyhow::bail!("SMS is not offered: production has no transport for it (set sms.url)");
-    };
-    let code = test_code(&settings);
-    let message = CodeMessage {
-        code: &code,
-        minutes: settings.codes.ttl_seconds.div_ceil(60),
-    };
     println!(
         "sending a test SMS (code {}) to {} via {:?}",
         "0".repeat(settings.codes.digits as usize),
         to.for_recipient(settings.sms.plus_symbol_before_recipient_number),
         settings.sms_transport()
     );
-    let answer = sms
-        .send(&to, &message)
-        .await
-        .map_err(|e| anyhow::anyhow!("the test SMS was not sent: {e}"))?;
-    println!("gateway answered: {answer}");
+    let snapshot = Snapshot::build(settings)?;
+    let report = test_send::sms(&snapshot, &to).await;
+    anyhow::ensure!(report.sent, "the test SMS was not sent: {}", report.answer);
+    println!(
+        "gateway answered: {} ({} ms)",
+        report.answer, report.elapsed_ms
+    );
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod email;
 pub mod outbox;
 pub mod sms;
+pub mod test_send;
 
 use std::sync::Arc;
 
