@@ -5,6 +5,7 @@ pub mod codes;
 pub mod config;
 pub mod crypto;
 pub mod delivery;
+pub mod desk;
 pub mod directory;
 pub mod domain;
 pub mod error;

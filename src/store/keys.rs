@@ -72,6 +72,10 @@ impl Keys {
     pub fn customer_prefix(&self) -> String {
         format!("{}customer:", self.prefix)
     }
+    /// Every customer record whose id starts with `id_prefix` has a key starting with this.
+    pub fn customer_id_prefix(&self, id_prefix: &str) -> String {
+        format!("{}{{{id_prefix}", self.customer_prefix())
+    }
     /// The customer id in a key from [`Keys::customer`].
     pub fn customer_id_of(&self, key: &str) -> Option<String> {
         key.strip_prefix(&self.customer_prefix())?

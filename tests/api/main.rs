@@ -5,6 +5,7 @@ mod helpers;
 
 mod abuse;
 mod admin;
+mod admin_desk;
 mod admin_listener;
 mod caller_limits;
 mod cluster;

@@ -17,13 +17,13 @@ fn customer_id(raw: &str) -> Result<CustomerId, AdminError> {
 }
 
 /// Admin answers can carry customer data or a secret: no cache may keep them.
-fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+pub(super) fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(body)
 }
 
-fn audit(admin: AdminPrincipal, event: &str, customer: &CustomerId, outcome: &str) {
+pub(super) fn audit(admin: AdminPrincipal, event: &str, customer: &CustomerId, outcome: &str) {
     tracing::info!(
         target: "audit",
         event,
@@ -33,7 +33,17 @@ fn audit(admin: AdminPrincipal, event: &str, customer: &CustomerId, outcome: &st
     );
 }
 
-/// GET: the customer without any secret, only whether an authenticator is enrolled.
+/// The customer as GET shows it: the record and, for the support desk, its lock and pending code.
+#[derive(serde::Serialize)]
+struct Detail {
+    #[serde(flatten)]
+    view: crate::directory::CustomerView,
+    #[serde(flatten)]
+    standing: crate::desk::Standing,
+}
+
+/// GET: the customer without any secret, only whether an authenticator is enrolled, with whether
+/// it is locked, the attempts counted and the pending code's method and life (never the code).
 pub async fn get(
     admin: AdminPrincipal,
     state: web::Data<AppState>,
@@ -47,10 +57,19 @@ pub async fn get(
         &id,
         if view.is_some() { "found" } else { "not found" },
     );
-    match view {
-        Some(v) => Ok(json(StatusCode::OK, &v)),
-        None => Err(AdminError::not_found(format!("no customer {id}"))),
-    }
+    let Some(view) = view else {
+        return Err(AdminError::not_found(format!("no customer {id}")));
+    };
+    Ok(json(StatusCode::OK, &detail(&state, &id, view).await?))
+}
+
+async fn detail(
+    state: &AppState,
+    id: &CustomerId,
+    view: crate::directory::CustomerView,
+) -> Result<Detail, AdminError> {
+    let standing = crate::desk::standing(state.store.as_ref(), &state.keys, id).await?;
+    Ok(Detail { view, standing })
 }
 
 /// PUT: creates (201) or replaces (200) the customer; email and phone are replaced as given, the
@@ -106,7 +125,7 @@ pub async fn put(
     } else {
         StatusCode::CREATED
     };
-    Ok(json(status, &view))
+    Ok(json(status, &detail(&state, &id, view).await?))
 }
 
 /// DELETE: 204, or 404 when there was no such customer.

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod customers;
+pub mod desk;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -35,6 +36,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(customers::revoke))
                     .default_service(web::to(|_: auth::AdminPrincipal| async {
                         method_not_allowed("POST, DELETE")
+                    })),
+            )
+            .service(
+                web::resource("/customers")
+                    .route(web::get().to(desk::list))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("GET")
+                    })),
+            )
+            .service(
+                web::resource("/customers:import")
+                    .app_data(json_config(desk::MAX_IMPORT_BYTES))
+                    .route(web::post().to(desk::import))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("POST")
+                    })),
+            )
+            .service(
+                web::resource("/customers/{id}/lock")
+                    .route(web::delete().to(desk::unlock))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("DELETE")
+                    })),
+            )
+            .service(
+                web::resource("/test-email")
+                    .route(web::post().to(desk::test_email))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("POST")
+                    })),
+            )
+            .service(
+                web::resource("/test-sms")
+                    .route(web::post().to(desk::test_sms))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("POST")
                     })),
             )
             .default_service(web::to(|_: auth::AdminPrincipal| async {
@@ -136,7 +173,17 @@ impl From<crate::directory::DirectoryError> for AdminError {
         use crate::directory::DirectoryError as D;
         match e {
             D::Invalid(m) => AdminError::bad_request(m),
-            D::Store(crate::store::StoreError::Unavailable(m)) => {
+            D::Store(s) => AdminError::from(s),
+            other => AdminError::internal(&other),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> AdminError {
+        use crate::store::StoreError as S;
+        match e {
+            S::Unavailable(m) => {
                 tracing::error!(cause = %m, "admin operation failed: store unavailable");
                 AdminError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -144,6 +191,8 @@ impl From<crate::directory::DirectoryError> for AdminError {
                     "the store is unreachable; try again",
                 )
             }
+            S::Unsupported(m) => AdminError::new(StatusCode::NOT_IMPLEMENTED, "not-supported", m),
+            S::Invalid(m) => AdminError::bad_request(m),
             other => AdminError::internal(&other),
         }
     }

@@ -1,0 +1,84 @@
+//! What the support desk sees and does for one customer beyond the record: whether the customer is
+//! locked and for how long, the attempts counted towards a lock, the pending code's method and life
+//! (never the code or its digest), and unlocking.
+
+use serde::Serialize;
+
+use crate::domain::CustomerId;
+use crate::store::{Keys, Store, StoreError, Ttl};
+
+/// The pending sent code, as far as a person may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    /// `email` or `sms`.
+    pub method: String,
+    pub expires_in_seconds: u64,
+}
+
+/// A customer's lockout and pending-code state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Standing {
+    /// The customer's own lock (`lockout.scope = "customer"`, or a caller without a number).
+    pub locked: bool,
+    /// `None` when not locked.
+    pub locked_seconds_left: Option<u64>,
+    /// Attempts counted in the current lockout window (the count restarts when a lock starts).
+    pub failures: u64,
+    pub pending: Option<Pending>,
+}
+
+/// Whole seconds, rounded up, so a lock with 300 ms left does not read as 0 s.
+fn seconds_up(ttl: Ttl) -> Option<u64> {
+    match ttl {
+        Ttl::Missing | Ttl::Forever => None,
+        Ttl::Left(d) => Some(d.as_millis().div_ceil(1000) as u64),
+    }
+}
+
+/// Reads the standing; each part is read separately, so it is a view of a moment, not a transaction.
+pub async fn standing(
+    store: &dyn Store,
+    keys: &Keys,
+    id: &CustomerId,
+) -> Result<Standing, StoreError> {
+    let lock = store.ttl(&keys.lock(id)).await?;
+    let failures = store
+        .get(&keys.failures(id))
+        .await?
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    let code_key = keys.code(id);
+    let pending = match store.pending_method(&code_key).await? {
+        // The code may expire between the two reads; then there is none.
+        Some(method) => seconds_up(store.ttl(&code_key).await?).map(|s| Pending {
+            method,
+            expires_in_seconds: s,
+        }),
+        None => None,
+    };
+    Ok(Standing {
+        locked: lock != Ttl::Missing,
+        locked_seconds_left: seconds_up(lock),
+        failures,
+        pending,
+    })
+}
+
+/// Lifts every lock on the customer and clears the counts that lead to one: the customer's own, and
+/// those of each caller number (`lockout.scope = "caller"`). The per-number locks across customers
+/// (`lockout.max_failures_per_caller`) are the line's, not the customer's, and stay. True when
+/// something was removed.
+pub async fn unlock(store: &dyn Store, keys: &Keys, id: &CustomerId) -> Result<bool, StoreError> {
+    let (lock, failures) = (keys.lock(id), keys.failures(id));
+    let mut removed = false;
+    for key in [&lock, &failures] {
+        removed |= store.del(key).await?;
+    }
+    // Pair keys are `<lock key>:<digest>`; ids hold no braces, so this prefix is this customer's only.
+    for prefix in [format!("{lock}:"), format!("{failures}:")] {
+        for key in store.keys_with_prefix(&prefix).await? {
+            removed |= store.del(&key).await?;
+        }
+    }
+    Ok(removed)
+}
