@@ -224,6 +224,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const CLUSTER_RETRIES: u32 = 2;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 20;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 200;
+/// Buckets one SCAN step of a full walk (`keys_with_prefix`) visits.
+const SCAN_STEP: usize = 1000;
 /// Life of the readiness probe's key: long enough to be written, short enough to leave nothing.
 const READY_PROBE_TTL_MS: u64 = 5_000;
 
@@ -653,8 +655,14 @@ impl Store for RedisStore {
             return Ok(keys);
         }
         let mut keys: Vec<String> = Vec::new();
+        // SCAN's default of 10 buckets a step would take a round trip per 10 keys of the whole
+        // keyspace; 1000 keeps a walk over a million keys to about a thousand short steps.
         let mut iter = c
-            .scan_match::<_, String>(&pattern)
+            .scan_options::<String>(
+                redis::ScanOptions::default()
+                    .with_pattern(pattern)
+                    .with_count(SCAN_STEP),
+            )
             .await
             .map_err(unavailable)?;
         while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
