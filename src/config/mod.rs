@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The defaults `cargo run` starts on, embedded so no file is needed.
 pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
@@ -33,6 +33,10 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub totp: TotpSettings,
     pub admin: AdminSettings,
+    /// What these settings were made from (defaults, file, environment), so the live overlay can be
+    /// layered over the same sources again and validated as start-up configuration is.
+    #[serde(skip)]
+    pub source: Figment,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,7 +107,7 @@ pub struct GiaSettings {
 }
 
 /// The `<status>` strings; each is a callflow path name, so each can be renamed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Statuses {
     pub success: String,
@@ -115,7 +119,7 @@ pub struct Statuses {
     pub error: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeSettings {
     /// Length of a sent code, 4 to 10.
@@ -130,7 +134,7 @@ pub struct CodeSettings {
     pub retry_grace_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockoutSettings {
     pub max_failures: u32,
@@ -142,7 +146,7 @@ pub struct LockoutSettings {
     pub scope: LockoutScope,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockoutScope {
     Customer,
@@ -222,7 +226,7 @@ pub struct DeliverySettings {
     pub outbox_file: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmailTransport {
     /// SMTP when `email.smtp.host` is set, else the outbox.
@@ -231,7 +235,7 @@ pub enum EmailTransport {
     Outbox,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     pub transport: EmailTransport,
@@ -244,7 +248,7 @@ pub struct EmailSettings {
     pub smtp: SmtpSettings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpSecurity {
     None,
@@ -252,7 +256,7 @@ pub enum SmtpSecurity {
     Tls,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     /// SMTP server (GIA `Email.SMTP.Host`); setting it turns email delivery on.
@@ -263,8 +267,9 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     /// Empty for no authentication.
     pub username: String,
+    #[serde(skip_serializing)]
     pub password: SecretString,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub password_file: Option<PathBuf>,
     /// Whole send budget: connect, TLS, authentication and the message.
     pub timeout_ms: u64,
@@ -274,7 +279,7 @@ pub struct SmtpSettings {
     pub ca_file: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsTransport {
     /// The HTTP gateway when `sms.url` is set, else the outbox.
@@ -283,7 +288,7 @@ pub enum SmsTransport {
     Outbox,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
     pub transport: SmsTransport,
@@ -310,7 +315,7 @@ pub struct SmsSettings {
     pub allowed_country_codes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotpSettings {
     pub issuer: String,
@@ -450,7 +455,25 @@ impl Settings {
         })?;
         settings.read_secret_files()?;
         settings.validate()?;
+        settings.source = figment;
         Ok(settings)
+    }
+
+    /// These settings' sources with `overlay` (a JSON document of live keys) over them, read and
+    /// validated exactly as start-up configuration is: the same rules and the same messages.
+    pub fn with_overlay(&self, overlay: &serde_json::Value) -> Result<Settings, ConfigError> {
+        let mut figment = self
+            .source
+            .clone()
+            .merge(figment::providers::Serialized::defaults(overlay));
+        // A password set live wins over a password file named at start.
+        if overlay.pointer("/email/smtp/password").is_some() {
+            figment = figment.merge(figment::providers::Serialized::default(
+                "email.smtp.password_file",
+                "",
+            ));
+        }
+        Self::from_figment(figment)
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {

@@ -241,7 +241,7 @@ impl Directory {
             c.totp_sealed = Some(self.keyring.encrypt(&secret, id.as_str()));
             let new = serde_json::to_string(&c)
                 .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
-            if self.store.compare_and_set(&key, &json, &new).await? {
+            if self.store.compare_and_set(&key, Some(&json), &new).await? {
                 resealed += 1;
             }
         }

@@ -68,6 +68,18 @@ impl Keys {
     pub fn caller_lock(&self, caller_digest: &str) -> String {
         format!("{}caller:lock:{{{caller_digest}}}", self.prefix)
     }
+    /// The live settings overlay (JSON; secrets sealed), shared by every instance.
+    pub fn settings(&self) -> String {
+        format!("{}settings:overlay", self.prefix)
+    }
+    /// The last settings changes, newest first.
+    pub fn settings_history(&self) -> String {
+        format!("{}settings:history", self.prefix)
+    }
+    /// The pub/sub channel that tells instances the overlay changed.
+    pub fn settings_channel(&self) -> String {
+        format!("{}settings:changed", self.prefix)
+    }
     /// Every customer record's key starts with this.
     pub fn customer_prefix(&self) -> String {
         format!("{}customer:", self.prefix)

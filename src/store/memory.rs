@@ -17,6 +17,7 @@ enum Value {
         method: String,
         attempts: u32,
     },
+    List(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -418,17 +419,74 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError> {
-        Ok(self.with(key, true, |m, _| match m.get_mut(key) {
-            Some(Entry {
-                value: Value::Text(s),
-                ..
-            }) if s == old => {
-                *s = new.to_string();
-                true
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(key, true, |m, _| {
+            let current = match m.get(key) {
+                Some(Entry {
+                    value: Value::Text(s),
+                    ..
+                }) => Some(s.as_str()),
+                Some(_) => return false,
+                None => None,
+            };
+            if current != old {
+                return false;
             }
-            _ => false,
+            match m.get_mut(key) {
+                Some(entry) => entry.value = Value::Text(new.to_string()),
+                None => {
+                    m.insert(
+                        key.to_string(),
+                        Entry {
+                            value: Value::Text(new.to_string()),
+                            expires_at: None,
+                        },
+                    );
+                }
+            }
+            true
         }))
+    }
+
+    async fn push_capped(&self, key: &str, value: &str, keep: usize) -> Result<(), StoreError> {
+        self.with(key, true, |m, _| {
+            let entry = m.entry(key.to_string()).or_insert_with(|| Entry {
+                value: Value::List(Vec::new()),
+                expires_at: None,
+            });
+            let Value::List(items) = &mut entry.value else {
+                return Err(StoreError::Protocol(format!("{key} is not a list")));
+            };
+            items.insert(0, value.to_string());
+            items.truncate(keep);
+            Ok(())
+        })
+    }
+
+    async fn list(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(key, false, |m, _| match m.get(key) {
+            Some(Entry {
+                value: Value::List(items),
+                ..
+            }) => items.clone(),
+            _ => Vec::new(),
+        }))
+    }
+
+    async fn subscribe(
+        &self,
+        _channel: &str,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn publish(&self, _channel: &str, _message: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -494,6 +552,8 @@ impl Store for MemoryStore {
                         method,
                         attempts,
                     } => format!("d={digest} m={method} a={attempts}"),
+                    // As the Redis backend gives a list: its items, newest first, one per line.
+                    Value::List(items) => items.join("\n"),
                 };
                 (k.clone(), v)
             })

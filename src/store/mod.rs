@@ -251,8 +251,27 @@ pub trait Store: Send + Sync + 'static {
         max: u32,
         window: Duration,
     ) -> Result<Claim, StoreError>;
-    /// Replaces the value at `key` only while it is still `old`; true when replaced.
-    async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError>;
+    /// Replaces the value at `key` only while it is still `old` (`None`: only while there is none);
+    /// true when replaced.
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError>;
+    /// Puts `value` at the head of the list at `key`, keeping the newest `keep` entries.
+    async fn push_capped(&self, key: &str, value: &str, keep: usize) -> Result<(), StoreError>;
+    /// The list at `key`, newest first.
+    async fn list(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Wake-ups for news on `channel`, as long as the subscription lasts (`None` when the backend
+    /// has no pub/sub: the caller re-reads periodically instead).
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError>;
+    /// Tells every instance sharing the store that `channel` has news (Redis PUBLISH; the memory
+    /// store is one process, so it has no one to tell).
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError>;
     /// Every key that starts with `prefix` (maintenance commands; not for the request path).
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// One page of the keys that start with `prefix`, for listings an admin pages through: the

@@ -121,8 +121,9 @@ return n",
 
 static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+        r"local v = redis.call('GET', KEYS[1])
+if (ARGV[1] == '0' and not v) or (ARGV[1] == '1' and v == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
   return 1
 end
 return 0",
@@ -161,6 +162,9 @@ enum Backend {
 
 pub struct RedisStore {
     backend: Backend,
+    /// For pub/sub, which needs a connection of its own: standalone Redis only (Sentinel and
+    /// Cluster instances rely on the periodic re-read).
+    pubsub: Option<redis::Client>,
 }
 
 /// The master as Sentinel names it. The connection is kept until a call fails with a connection
@@ -292,6 +296,7 @@ impl RedisStore {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1);
+        let mut pubsub = None;
         let conn = match url {
             StoreUrl::Memory => {
                 return Err(StoreError::Unavailable(
@@ -300,6 +305,7 @@ impl RedisStore {
             }
             StoreUrl::Redis(u) => {
                 let client = redis::Client::open(u.as_str()).map_err(unavailable)?;
+                pubsub = Some(client.clone());
                 Conn::Single(
                     client
                         .get_connection_manager_with_config(config)
@@ -334,6 +340,7 @@ impl RedisStore {
                 sentinel.connection().await.map_err(unavailable)?;
                 return Ok(RedisStore {
                     backend: Backend::Sentinel(Box::new(sentinel)),
+                    pubsub: None,
                 });
             }
             StoreUrl::Cluster(nodes) => {
@@ -350,6 +357,7 @@ impl RedisStore {
         };
         Ok(RedisStore {
             backend: Backend::Fixed(conn),
+            pubsub,
         })
     }
 
@@ -618,18 +626,77 @@ impl Store for RedisStore {
         })
     }
 
-    async fn compare_and_set(&self, key: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError> {
         let n: i64 = self
             .run(async |c| {
                 COMPARE_AND_SET
                     .key(key)
-                    .arg(old)
+                    .arg(u8::from(old.is_some()))
+                    .arg(old.unwrap_or(""))
                     .arg(new)
                     .invoke_async(c)
                     .await
             })
             .await?;
         Ok(n == 1)
+    }
+
+    async fn push_capped(&self, key: &str, value: &str, keep: usize) -> Result<(), StoreError> {
+        self.run(async |c| {
+            redis::pipe()
+                .atomic()
+                .lpush(key, value)
+                .ignore()
+                .ltrim(key, 0, keep as isize - 1)
+                .ignore()
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+    }
+
+    async fn list(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.run(async |c| c.lrange(key, 0, -1).await).await
+    }
+
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        let Some(client) = &self.pubsub else {
+            return Ok(None);
+        };
+        let connect = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| StoreError::Unavailable("pub/sub did not connect in time".into()))?
+            .map_err(unavailable)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            while futures_util::StreamExt::next(&mut messages).await.is_some() {
+                // A full channel already holds a wake-up; one is enough.
+                if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                    break;
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        self.run(async |c| c.publish::<_, _, i64>(channel, message).await)
+            .await
+            .map(|_| ())
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -739,6 +806,9 @@ impl Store for RedisStore {
                     .await
                     .map_err(unavailable)?
                     .unwrap_or_default()
+            } else if kind == "list" {
+                let items: Vec<String> = c.lrange(&k, 0, -1).await.map_err(unavailable)?;
+                items.join("\n")
             } else {
                 continue;
             };

@@ -19,6 +19,7 @@ mod golden;
 mod leaks;
 mod lifecycle;
 mod limits;
+mod live_settings;
 mod malformed;
 mod production;
 mod props;

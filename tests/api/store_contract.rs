@@ -539,15 +539,35 @@ both_backends!(
 async fn compare_and_set_and_keys_with_prefix(store: Arc<dyn Store>, p: String) {
     let k = format!("{p}rec");
     store.set(&k, "v1", None).await.unwrap();
-    assert!(!store.compare_and_set(&k, "other", "v2").await.unwrap());
-    assert!(store.compare_and_set(&k, "v1", "v2").await.unwrap());
-    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("v2"));
     assert!(
         !store
-            .compare_and_set(&format!("{p}none"), "", "x")
+            .compare_and_set(&k, Some("other"), "v2")
             .await
             .unwrap()
     );
+    assert!(
+        !store.compare_and_set(&k, None, "v2").await.unwrap(),
+        "present"
+    );
+    assert!(store.compare_and_set(&k, Some("v1"), "v2").await.unwrap());
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("v2"));
+    let none = format!("{p}none");
+    assert!(!store.compare_and_set(&none, Some(""), "x").await.unwrap());
+    assert!(
+        store.compare_and_set(&none, None, "x").await.unwrap(),
+        "absent"
+    );
+    assert_eq!(store.get(&none).await.unwrap().as_deref(), Some("x"));
+    store.del(&none).await.unwrap();
+
+    // A capped list, newest first.
+    let list = format!("{p}zlist");
+    assert!(store.list(&list).await.unwrap().is_empty());
+    for i in 0..5 {
+        store.push_capped(&list, &i.to_string(), 3).await.unwrap();
+    }
+    assert_eq!(store.list(&list).await.unwrap(), ["4", "3", "2"]);
+    store.del(&list).await.unwrap();
     store.set(&format!("{p}rec2"), "x", None).await.unwrap();
     store
         .set(&format!("{}x", prefix()), "x", None)

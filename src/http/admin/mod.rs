@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod customers;
 pub mod desk;
+pub mod settings;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -58,6 +59,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(desk::unlock))
                     .default_service(web::to(|_: auth::AdminPrincipal| async {
                         method_not_allowed("DELETE")
+                    })),
+            )
+            .service(
+                web::resource("/settings")
+                    .route(web::get().to(settings::get))
+                    .route(web::patch().to(settings::patch))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("GET, PATCH")
+                    })),
+            )
+            .service(
+                web::resource("/settings/history")
+                    .route(web::get().to(settings::history))
+                    .default_service(web::to(|_: auth::AdminPrincipal| async {
+                        method_not_allowed("GET")
                     })),
             )
             .service(
@@ -134,12 +150,16 @@ pub struct AdminError {
     pub message: String,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// The setting a refused settings change is about, so a form can show the message beside it.
+    pub key: Option<String>,
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
 }
 
 impl AdminError {
@@ -149,6 +169,7 @@ impl AdminError {
             code,
             message: message.into(),
             allow: None,
+            key: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> AdminError {
@@ -222,6 +243,7 @@ impl ResponseError for AdminError {
         res.json(ErrorBody {
             error: self.code,
             message: &self.message,
+            key: self.key.as_deref(),
         })
     }
 }

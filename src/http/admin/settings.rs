@@ -1,0 +1,117 @@
+//! `/admin/v1/settings`: the live settings as JSON with an `ETag`, changed by a JSON merge patch
+//! (RFC 7396) under `If-Match`, and `/admin/v1/settings/history`, the last changes. The rules live
+//! in `config::live`; this file speaks HTTP.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::AdminError;
+use super::auth::AdminPrincipal;
+use crate::config::live::{self, PatchError};
+use crate::state::AppState;
+
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+fn answer(version: u64, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::ETAG, etag(version)))
+        .json(body)
+}
+
+/// GET: the live settings; secrets only as `set`/`unset`.
+pub async fn get(
+    _: AdminPrincipal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let (version, view) = live::current(&state)
+        .await
+        .map_err(|e| AdminError::internal(&format!("{e:#}")))?;
+    Ok(answer(version, &view))
+}
+
+/// PATCH: a merge patch of live keys, applied whole or not at all.
+pub async fn patch(
+    admin: AdminPrincipal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/merge-patch+json")
+        && !essence.eq_ignore_ascii_case("application/json")
+    {
+        return Err(AdminError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send Content-Type: application/merge-patch+json",
+        ));
+    }
+    let expected = match req.headers().get(header::IF_MATCH) {
+        None => {
+            return Err(AdminError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition-required",
+                "send If-Match with the ETag of GET /admin/v1/settings, so a change made meanwhile is not overwritten",
+            ));
+        }
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|s| s.parse::<u64>().ok()),
+    };
+    let stale = || {
+        AdminError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "the settings changed since you read them: GET them again and reapply your change",
+        )
+    };
+    let expected = expected.ok_or_else(stale)?;
+    if body.len() > super::MAX_JSON_BYTES {
+        return Err(AdminError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the body is larger than {} bytes", super::MAX_JSON_BYTES),
+        ));
+    }
+    let patch: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| AdminError::bad_request(format!("invalid JSON: {e}")))?;
+    match live::patch(&state, expected, patch, &admin_name(&admin)).await {
+        Ok((version, settings)) => Ok(answer(version, &live::view(&settings))),
+        Err(PatchError::Stale(_)) => Err(stale()),
+        Err(PatchError::Invalid { key, message }) => {
+            let mut e = AdminError::new(StatusCode::BAD_REQUEST, "invalid-setting", message);
+            e.key = key;
+            Err(e)
+        }
+        Err(PatchError::Fault(e)) => Err(AdminError::internal(&format!("{e:#}"))),
+    }
+}
+
+/// GET …/history: the last changes, newest first.
+pub async fn history(
+    _: AdminPrincipal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let changes = live::history(&state)
+        .await
+        .map_err(|e| AdminError::internal(&format!("{e:#}")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(serde_json::json!({ "changes": changes })))
+}
+
+/// Who acted, as the history names them.
+fn admin_name(admin: &AdminPrincipal) -> String {
+    format!("token-{}", admin.token_number)
+}

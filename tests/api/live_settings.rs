@@ -1,0 +1,363 @@
+//! Live settings: `GET/PATCH /admin/v1/settings` and its history, seen by every instance sharing the
+//! store within 2 seconds, all or nothing, secrets never shown.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::both_stores;
+use crate::helpers::{
+    LONG_ADMIN_TOKEN, StoreKind, TestApp, admin_tokens, spawn_app_sharing, spawn_app_with,
+};
+
+/// An admin answer: status, ETag and JSON body.
+struct Reply {
+    status: u16,
+    etag: String,
+    body: Value,
+}
+
+async fn settings_call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    if_match: Option<&str>,
+    patch: Option<Value>,
+) -> Reply {
+    let mut req = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .bearer_auth(LONG_ADMIN_TOKEN);
+    if let Some(tag) = if_match {
+        req = req.header("If-Match", tag);
+    }
+    if let Some(p) = patch {
+        req = req
+            .header("Content-Type", "application/merge-patch+json")
+            .body(p.to_string());
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let etag = res
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = res.text().await.expect("body");
+    assert!(status < 500, "server answered {status}: {text}");
+    Reply {
+        status,
+        etag,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+    }
+}
+
+async fn get(app: &TestApp) -> Reply {
+    settings_call(app, reqwest::Method::GET, "/admin/v1/settings", None, None).await
+}
+
+async fn patch(app: &TestApp, etag: &str, p: Value) -> Reply {
+    settings_call(
+        app,
+        reqwest::Method::PATCH,
+        "/admin/v1/settings",
+        Some(etag),
+        Some(p),
+    )
+    .await
+}
+
+/// Polls `check` on a fresh answer every 100 ms for up to 2 s: the promise every instance keeps.
+async fn within_two_seconds<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 2 seconds");
+}
+
+async fn a_patch_through_one_instance_changes_the_other(kind: StoreKind) {
+    // Arrange: two instances of one deployment.
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let b = spawn_app_sharing(&a, &admin_tokens()).await;
+    a.add_alice().await;
+    let before = get(&a).await;
+    assert_eq!(before.status, 200);
+    assert_eq!(before.body["codes"]["digits"], 6);
+
+    // Act
+    let changed = patch(
+        &a,
+        &before.etag,
+        json!({"codes": {"digits": 8}, "statuses": {"success": "verified"}}),
+    )
+    .await;
+
+    // Assert: the answer, then the other instance within 2 s.
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["codes"]["digits"], 8);
+    assert_ne!(changed.etag, before.etag);
+    // What B uses, read without asking it to re-read (a GET would).
+    within_two_seconds("instance B taking the change", || async {
+        b.state.snapshot().settings.codes.digits == 8
+    })
+    .await;
+    assert_eq!(b.send("1001", "Email").await.xml_status(), "verified");
+    let code = b.last_code_to("alice@example.com");
+    assert_eq!(code.len(), 8);
+    assert_eq!(b.verify("1001", &code).await.xml_status(), "verified");
+    assert_eq!(get(&b).await.etag, changed.etag, "both serve one version");
+}
+both_stores!(
+    a_patch_through_one_instance_changes_the_other_within_2s,
+    a_patch_through_one_instance_changes_the_other
+);
+
+async fn stale_or_invalid_patches_change_nothing(kind: StoreKind) {
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let b = spawn_app_sharing(&a, &admin_tokens()).await;
+    let first = get(&a).await;
+    let moved = patch(&a, &first.etag, json!({"codes": {"ttl_seconds": 240}})).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+
+    // Act
+    let stale = patch(&b, &first.etag, json!({"codes": {"digits": 8}})).await;
+    let invalid = patch(
+        &a,
+        &moved.etag,
+        json!({"codes": {"digits": 12, "ttl_seconds": 60}}),
+    )
+    .await;
+    let wrong_type = patch(
+        &a,
+        &moved.etag,
+        json!({"lockout": {"max_failures": "many"}}),
+    )
+    .await;
+    let not_live = patch(&a, &moved.etag, json!({"server": {"bind": "0.0.0.0:80"}})).await;
+    let file_path = patch(
+        &a,
+        &moved.etag,
+        json!({"email": {"smtp": {"password_file": "/etc/shadow"}}}),
+    )
+    .await;
+    let no_if_match = settings_call(
+        &a,
+        reqwest::Method::PATCH,
+        "/admin/v1/settings",
+        None,
+        Some(json!({"codes": {"digits": 8}})),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(stale.status, 412, "{}", stale.body);
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.body["key"], "codes.digits", "{}", invalid.body);
+    assert!(
+        invalid.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("must be 4 to 10")),
+        "the start-up message: {}",
+        invalid.body
+    );
+    assert_eq!(wrong_type.status, 400, "{}", wrong_type.body);
+    assert_eq!(wrong_type.body["key"], "lockout.max_failures");
+    assert_eq!(not_live.status, 400);
+    assert_eq!(not_live.body["key"], "server");
+    assert_eq!(file_path.status, 400);
+    assert_eq!(file_path.body["key"], "email.smtp.password_file");
+    assert_eq!(no_if_match.status, 428);
+    for app in [&a, &b] {
+        let now = get(app).await;
+        assert_eq!(now.etag, moved.etag, "nothing applied");
+        assert_eq!(now.body["codes"]["digits"], 6, "nothing half-applied");
+        assert_eq!(now.body["codes"]["ttl_seconds"], 240);
+    }
+}
+both_stores!(
+    stale_or_invalid_patches_change_nothing_on_any_instance,
+    stale_or_invalid_patches_change_nothing
+);
+
+async fn the_sms_gateway_changes_live(kind: StoreKind) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/send"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&gateway)
+        .await;
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let b = spawn_app_sharing(&a, &admin_tokens()).await;
+    a.add_alice().await;
+    let url = format!(
+        "http://gw-user:gw-pass-31337@127.0.0.1:{}/send?api_key=k-99887",
+        gateway.address().port()
+    );
+
+    // Act
+    let first = get(&a).await;
+    let changed = patch(
+        &a,
+        &first.etag,
+        json!({"sms": {"url": url, "request_headers": ["X-Api-Token: tok-55443", "Content-Type: text/plain"], "request_body": "{message}"}}),
+    )
+    .await;
+    // The form sends back what GET showed: the secrets stay as they are.
+    let shown = get(&b).await;
+    let resent = patch(
+        &b,
+        &shown.etag,
+        json!({"sms": {"url": shown.body["sms"]["url"], "request_headers": shown.body["sms"]["request_headers"], "from": "Bank"}}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(resent.status, 200, "{}", resent.body);
+    let text = format!("{} {} {}", changed.body, shown.body, resent.body);
+    for secret in ["gw-pass-31337", "k-99887", "tok-55443"] {
+        assert!(
+            !text.contains(secret),
+            "a GET or PATCH answer shows {secret}: {text}"
+        );
+    }
+    assert_eq!(shown.body["secrets"]["sms.url"], "set");
+    assert_eq!(
+        shown.body["secrets"]["sms.request_headers.X-Api-Token"],
+        "set"
+    );
+    within_two_seconds("instance A sending SMS through the new gateway", || async {
+        a.send("1001", "SMS").await.xml_status() == "success"
+            && gateway
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|r| {
+                    r.headers
+                        .get("x-api-token")
+                        .is_some_and(|v| v == "tok-55443")
+                        && r.url.query().is_some_and(|q| q.contains("api_key=k-99887"))
+                })
+    })
+    .await;
+    let stored = format!("{:?}", a.store().dump(&a.prefix).await.unwrap());
+    for secret in ["gw-pass-31337", "k-99887", "tok-55443"] {
+        assert!(
+            !stored.contains(secret),
+            "the store holds {secret} in clear"
+        );
+    }
+}
+both_stores!(
+    the_sms_gateway_changes_live_with_secrets_write_only,
+    the_sms_gateway_changes_live
+);
+
+async fn every_change_is_in_the_history(kind: StoreKind) {
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let first = get(&a).await;
+    let one = patch(&a, &first.etag, json!({"codes": {"digits": 7}})).await;
+    let two = patch(
+        &a,
+        &one.etag,
+        json!({"email": {"smtp": {"password": "hunter2-smtp"}}, "codes": {"digits": null}}),
+    )
+    .await;
+    assert_eq!(two.status, 200, "{}", two.body);
+
+    let history = settings_call(
+        &a,
+        reqwest::Method::GET,
+        "/admin/v1/settings/history",
+        None,
+        None,
+    )
+    .await;
+
+    assert_eq!(history.status, 200);
+    let changes = history.body["changes"].as_array().expect("a list");
+    assert_eq!(changes.len(), 2, "{}", history.body);
+    let newest = &changes[0];
+    assert!(newest["by"].as_str().is_some_and(|b| !b.is_empty()));
+    assert!(newest["at"].as_str().is_some_and(|t| t.contains('T')));
+    let keys: Vec<&str> = newest["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"codes.digits"), "{newest}");
+    let password = newest["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "email.smtp.password")
+        .expect("the password change is named");
+    assert_eq!(password["old"], "unset");
+    assert_eq!(password["new"], "set");
+    assert_eq!(
+        two.body["codes"]["digits"], 6,
+        "null takes the key back to the file's value"
+    );
+    let everything = format!("{} {}", history.body, get(&a).await.body);
+    assert!(!everything.contains("hunter2-smtp"), "{everything}");
+    assert_eq!(changes[1]["changes"][0]["new"], "7");
+}
+both_stores!(
+    every_change_is_in_the_history_with_secrets_as_set,
+    every_change_is_in_the_history
+);
+
+async fn an_overlay_that_cannot_apply_keeps_the_last_good_settings(kind: StoreKind) {
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let b = spawn_app_sharing(&a, &format!("{}[codes]\nmax_sends = 7\n", admin_tokens())).await;
+    let first = get(&a).await;
+    assert_eq!(
+        patch(&a, &first.etag, json!({"codes": {"digits": 8}}))
+            .await
+            .status,
+        200
+    );
+    within_two_seconds("B at 8 digits", || async {
+        b.state.snapshot().settings.codes.digits == 8
+    })
+    .await;
+
+    // Act: an overlay written by hand, bypassing validation.
+    let key = format!("{}settings:overlay", a.prefix);
+    a.store()
+        .set(
+            &key,
+            &json!({"version": 99, "doc": {"codes": {"digits": 99}}}).to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Assert: B keeps 8 digits, stays ready, and says so.
+    assert_eq!(b.state.snapshot().settings.codes.digits, 8);
+    let ready = b
+        .client
+        .get(format!("{}/readyz", b.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+both_stores!(
+    an_overlay_that_cannot_apply_keeps_the_last_good_settings_and_readiness,
+    an_overlay_that_cannot_apply_keeps_the_last_good_settings
+);
