@@ -1,0 +1,623 @@
+//! The admin page and what it stands on: named tokens with roles, the session cookie with its CSRF
+//! token, idle expiry, login limits, the headers of every `/admin` answer, and (in headless
+//! Chromium) the page itself.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::admin::AdminAnswer;
+use crate::both_stores;
+use crate::helpers::{StoreKind, TestApp, spawn_app_with};
+
+const OPS_TOKEN: &str = "ops-admin-token-0c9d2e7f41a8b3d6e5f0";
+const DESK_TOKEN: &str = "desk-read-token-7a1b93c4d2e8f605a4b1";
+
+/// One admin token and one read token, in the two named forms.
+fn roles() -> String {
+    format!(
+        "[admin]\ntokens = [\"ops:admin:{OPS_TOKEN}\", {{ name = \"desk\", role = \"read\", token = \"{DESK_TOKEN}\" }}]\n"
+    )
+}
+
+/// What a browser holds after logging in.
+#[derive(Debug, Clone)]
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+/// One request to `path` with whichever credentials are given; any 5xx fails the test.
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    session: Option<(&str, Option<&str>)>,
+    body: Option<Value>,
+) -> AdminAnswer {
+    let mut req = app.client.request(method, format!("{}{path}", app.address));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some((cookie, csrf)) = session {
+        req = req.header("cookie", format!("tfa_admin={cookie}"));
+        if let Some(c) = csrf {
+            req = req.header("x-csrf-token", c);
+        }
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.text().await.expect("body");
+    assert!(status < 500, "server answered {status}: {body}");
+    AdminAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn login_answer(app: &TestApp, token: &str) -> AdminAnswer {
+    call(
+        app,
+        Method::POST,
+        "/admin/session",
+        None,
+        None,
+        Some(json!({ "token": token })),
+    )
+    .await
+}
+
+async fn login(app: &TestApp, token: &str) -> Session {
+    let res = login_answer(app, token).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let set_cookie = res.header("set-cookie");
+    let cookie = set_cookie
+        .strip_prefix("tfa_admin=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie in {set_cookie:?}"))
+        .to_string();
+    Session {
+        cookie,
+        csrf: res.json()["csrf_token"]
+            .as_str()
+            .expect("csrf_token")
+            .to_string(),
+    }
+}
+
+/// With the cookie and, for changes, the CSRF token: what the page sends.
+async fn as_page(
+    app: &TestApp,
+    s: &Session,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> AdminAnswer {
+    call(
+        app,
+        method,
+        path,
+        None,
+        Some((&s.cookie, Some(&s.csrf))),
+        body,
+    )
+    .await
+}
+
+async fn roles_limit_what_a_token_may_do(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, &roles()).await;
+    app.add_customer("3001", Some("r@example.com"), None, None)
+        .await;
+    let path = "/admin/v1/customers/3001";
+    let put = || Some(json!({ "email": "changed@example.com" }));
+    let refused: [(Method, &str, Option<Value>); 4] = [
+        (Method::PUT, path, put()),
+        (Method::DELETE, path, None),
+        (Method::POST, "/admin/v1/customers/3001/totp", None),
+        (Method::DELETE, "/admin/v1/customers/3001/totp", None),
+    ];
+
+    // Act + Assert: the read token may look, and nothing else.
+    let got = call(&app, Method::GET, path, Some(DESK_TOKEN), None, None).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.json()["email"], "r@example.com");
+    let missing = call(
+        &app,
+        Method::GET,
+        "/admin/v1/customers/3999",
+        Some(DESK_TOKEN),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    for (method, p, body) in refused.clone() {
+        let res = call(&app, method.clone(), p, Some(DESK_TOKEN), None, body).await;
+        assert_eq!(res.status, 403, "read {method} {p}: {}", res.body);
+        assert_eq!(
+            res.json(),
+            json!({ "error": "forbidden", "message": format!("role read may not {method} {p}") })
+        );
+    }
+    let after = call(&app, Method::GET, path, Some(DESK_TOKEN), None, None).await;
+    assert_eq!(
+        after.json()["email"],
+        "r@example.com",
+        "a refused PUT changed nothing"
+    );
+
+    // The admin token may do all of it (deleting the customer last).
+    let [put, delete, enrol, revoke] = refused;
+    for (method, p, body) in [put, enrol, revoke, delete] {
+        let res = call(&app, method.clone(), p, Some(OPS_TOKEN), None, body).await;
+        assert!(
+            [200, 201, 204].contains(&res.status),
+            "admin {method} {p}: {} {}",
+            res.status,
+            res.body
+        );
+    }
+}
+both_stores!(read_tokens_only_look, roles_limit_what_a_token_may_do);
+
+async fn bare_tokens_keep_working_as_admin(kind: StoreKind) {
+    // Arrange: a list written before names existed.
+    let app = spawn_app_with(kind, &format!("[admin]\ntokens = [\"{OPS_TOKEN}\"]\n")).await;
+
+    // Act
+    let put = call(
+        &app,
+        Method::PUT,
+        "/admin/v1/customers/3002",
+        Some(OPS_TOKEN),
+        None,
+        Some(json!({ "email": "b@example.com" })),
+    )
+    .await;
+    let s = login(&app, OPS_TOKEN).await;
+    let me = as_page(&app, &s, Method::GET, "/admin/session", None).await;
+
+    // Assert
+    assert_eq!(put.status, 201, "{}", put.body);
+    assert_eq!(me.json()["name"], "token-1");
+    assert_eq!(me.json()["role"], "admin");
+}
+both_stores!(
+    bare_tokens_are_admin_tokens,
+    bare_tokens_keep_working_as_admin
+);
+
+async fn session_cookie_with_csrf_and_logout(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, &roles()).await;
+    app.add_customer("3003", Some("s@example.com"), None, None)
+        .await;
+    let path = "/admin/v1/customers/3003";
+    let body = || Some(json!({ "email": "new@example.com" }));
+
+    // Act: log in.
+    let res = login_answer(&app, OPS_TOKEN).await;
+
+    // Assert: who, what role, a CSRF token, and a cookie only this origin's /admin gets.
+    assert_eq!(res.status, 200, "{}", res.body);
+    let answer = res.json();
+    assert_eq!(answer["name"], "ops");
+    assert_eq!(answer["role"], "admin");
+    let csrf = answer["csrf_token"].as_str().expect("csrf").to_string();
+    assert!(csrf.len() >= 40, "{csrf}");
+    let set_cookie = res.header("set-cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(set_cookie.contains(part), "{set_cookie} lacks {part}");
+    }
+    assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
+    assert_eq!(res.header("cache-control"), "no-store");
+    let s = login(&app, OPS_TOKEN).await;
+    assert_ne!(s.csrf, csrf, "each login has its own CSRF token");
+
+    // The session answers who it is; reads need no CSRF token.
+    let me = call(
+        &app,
+        Method::GET,
+        "/admin/session",
+        None,
+        Some((&s.cookie, None)),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(
+        me.json(),
+        json!({ "name": "ops", "role": "admin", "csrf_token": s.csrf })
+    );
+    let got = call(&app, Method::GET, path, None, Some((&s.cookie, None)), None).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+
+    // A change without the CSRF token, or with another session's, is refused and changes nothing.
+    for csrf in [None, Some("wrong"), Some(csrf.as_str()), Some("")] {
+        let res = call(
+            &app,
+            Method::PUT,
+            path,
+            None,
+            Some((&s.cookie, csrf)),
+            body(),
+        )
+        .await;
+        assert_eq!(res.status, 403, "csrf {csrf:?}: {}", res.body);
+        assert_eq!(res.json()["error"], "csrf", "{}", res.body);
+    }
+    let unchanged = as_page(&app, &s, Method::GET, path, None).await;
+    assert_eq!(unchanged.json()["email"], "s@example.com");
+    let changed = as_page(&app, &s, Method::PUT, path, body()).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+
+    // The store holds the session under a digest: the cookie's value is nowhere in it.
+    let stored = app.store().dump(&app.prefix).await.expect("dump");
+    assert!(stored.iter().any(|(k, _)| k.contains("admin:session:")));
+    assert!(
+        stored.iter().all(|(k, v)| !k.contains(&s.cookie)
+            && !v.contains(&s.cookie)
+            && !v.contains(OPS_TOKEN)),
+        "the session id or token is stored in clear"
+    );
+
+    // Logging out needs the CSRF token too, then ends the session and clears the cookie.
+    let no_csrf = call(
+        &app,
+        Method::DELETE,
+        "/admin/session",
+        None,
+        Some((&s.cookie, None)),
+        None,
+    )
+    .await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    let out = as_page(&app, &s, Method::DELETE, "/admin/session", None).await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert!(
+        out.header("set-cookie").contains("Max-Age=0"),
+        "{:?}",
+        out.headers
+    );
+    for p in ["/admin/session", path] {
+        let after = as_page(&app, &s, Method::GET, p, None).await;
+        assert_eq!(after.status, 401, "{p} after logout: {}", after.body);
+    }
+}
+both_stores!(session_and_csrf, session_cookie_with_csrf_and_logout);
+
+async fn read_sessions_and_unknown_cookies(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, &roles()).await;
+    app.add_customer("3004", Some("d@example.com"), None, None)
+        .await;
+    let path = "/admin/v1/customers/3004";
+
+    // Act
+    let s = login(&app, DESK_TOKEN).await;
+    let me = as_page(&app, &s, Method::GET, "/admin/session", None).await;
+    let got = as_page(&app, &s, Method::GET, path, None).await;
+    let put = as_page(
+        &app,
+        &s,
+        Method::PUT,
+        path,
+        Some(json!({ "email": "x@example.com" })),
+    )
+    .await;
+    let forged = call(
+        &app,
+        Method::GET,
+        path,
+        None,
+        Some(("forged-session-id", None)),
+        None,
+    )
+    .await;
+    let none = call(&app, Method::GET, "/admin/session", None, None, None).await;
+
+    // Assert: the session has the read role of its token.
+    assert_eq!(me.json()["role"], "read");
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(put.status, 403, "{}", put.body);
+    assert_eq!(
+        put.json()["message"],
+        format!("role read may not PUT {path}")
+    );
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    assert_eq!(none.status, 401, "{}", none.body);
+}
+both_stores!(read_sessions, read_sessions_and_unknown_cookies);
+
+async fn sessions_end_when_idle(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, &format!("{}session_idle_seconds = 1\n", roles())).await;
+    let s = login(&app, OPS_TOKEN).await;
+    let pause = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
+
+    // Act + Assert: each request restarts the idle timer, so use keeps it alive past one second.
+    for _ in 0..3 {
+        pause(500).await;
+        let me = as_page(&app, &s, Method::GET, "/admin/session", None).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+    }
+    pause(1_600).await;
+    let later = as_page(&app, &s, Method::GET, "/admin/session", None).await;
+    assert_eq!(later.status, 401, "{}", later.body);
+    assert!(
+        later.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("log in again")
+    );
+}
+both_stores!(idle_sessions_expire, sessions_end_when_idle);
+
+async fn wrong_logins_are_limited_per_address(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(kind, &roles()).await;
+
+    // Act + Assert: five wrong tokens are answered 401, then the address waits, right token or not.
+    for i in 0..5 {
+        let res = login_answer(&app, &format!("wrong-token-{i}")).await;
+        assert_eq!(res.status, 401, "{}", res.body);
+        assert!(!res.body.contains("wrong-token"), "{}", res.body);
+        assert!(res.header("set-cookie").is_empty());
+    }
+    for token in ["wrong-again", OPS_TOKEN] {
+        let res = login_answer(&app, token).await;
+        assert_eq!(res.status, 429, "{}", res.body);
+        assert_eq!(res.json()["error"], "too-many-attempts");
+        assert_eq!(res.header("retry-after"), "60");
+    }
+    // Bad bodies are 400s, and not counted as guesses.
+    let bad = call(
+        &app,
+        Method::POST,
+        "/admin/session",
+        None,
+        None,
+        Some(json!({ "tokn": "x" })),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+both_stores!(login_limits, wrong_logins_are_limited_per_address);
+
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
+
+async fn every_admin_answer_is_hardened(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(
+        kind,
+        &format!("{}allowed_origins = [\"https://desk.example\"]\n", roles()),
+    )
+    .await;
+    let cases: [(&str, u16); 8] = [
+        ("/admin/", 200),
+        ("/admin/app.js", 200),
+        ("/admin/app.css", 200),
+        ("/admin/session", 401),
+        ("/admin/v1/customers/1", 401),
+        ("/admin/v1/nothing", 401),
+        ("/admin/nothing", 404),
+        ("/admin", 308),
+    ];
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    for (path, status) in cases {
+        for origin in ["https://evil.example", "https://desk.example"] {
+            // Act
+            let res = no_redirects
+                .get(format!("{}{path}", app.address))
+                .header("origin", origin)
+                .send()
+                .await
+                .expect("request");
+
+            // Assert
+            assert_eq!(res.status().as_u16(), status, "{path}");
+            for (name, value) in SECURITY_HEADERS {
+                assert_eq!(
+                    res.headers().get(name).and_then(|v| v.to_str().ok()),
+                    Some(value),
+                    "{path}: {name}"
+                );
+            }
+            let allowed = res
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok());
+            if origin == "https://desk.example" {
+                assert_eq!(allowed, Some(origin), "{path}");
+            } else {
+                assert!(
+                    !res.headers()
+                        .keys()
+                        .any(|k| k.as_str().starts_with("access-control-")),
+                    "{path}: CORS headers for an unlisted origin: {:?}",
+                    res.headers()
+                );
+            }
+        }
+    }
+    let redirect = no_redirects
+        .get(format!("{}/admin", app.address))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        redirect.headers().get("location").map(|v| v.as_bytes()),
+        Some(&b"/admin/"[..])
+    );
+
+    // A preflight from the listed origin is answered before any credential is asked for.
+    let preflight = app
+        .client
+        .request(
+            Method::OPTIONS,
+            format!("{}/admin/v1/customers/1", app.address),
+        )
+        .header("origin", "https://desk.example")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(preflight.status().as_u16(), 204);
+    let allow_headers = preflight
+        .headers()
+        .get("access-control-allow-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(allow_headers.contains("Authorization"), "{allow_headers}");
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let foreign = app
+        .client
+        .request(
+            Method::OPTIONS,
+            format!("{}/admin/v1/customers/1", app.address),
+        )
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(foreign.status().as_u16(), 401);
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+both_stores!(admin_headers, every_admin_answer_is_hardened);
+
+async fn no_credential_or_secret_in_any_get_answer(kind: StoreKind) {
+    // Arrange: a customer with an authenticator, a page session, and a bearer client.
+    let app = spawn_app_with(kind, &roles()).await;
+    app.add_customer("3005", Some("l@example.com"), Some("+447911123456"), None)
+        .await;
+    let enrolled = call(
+        &app,
+        Method::POST,
+        "/admin/v1/customers/3005/totp",
+        Some(OPS_TOKEN),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(enrolled.status, 200, "{}", enrolled.body);
+    let secret = enrolled.json()["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let s = login(&app, DESK_TOKEN).await;
+    let paths = [
+        "/admin/",
+        "/admin/app.js",
+        "/admin/session",
+        "/admin/v1/customers/3005",
+        "/admin/v1/customers/3999",
+        "/admin/v1/nothing",
+        "/admin/nothing",
+    ];
+
+    for path in paths {
+        for (bearer, session) in [
+            (Some(OPS_TOKEN), None),
+            (Some(DESK_TOKEN), None),
+            (None, Some((s.cookie.as_str(), None))),
+            (Some("wrong-token-0123456789abcdef0123"), None),
+        ] {
+            // Act
+            let res = call(&app, Method::GET, path, bearer, session, None).await;
+
+            // Assert
+            let all = format!("{:?} {}", res.headers, res.body);
+            for (what, secret) in [
+                ("ops token", OPS_TOKEN),
+                ("desk token", DESK_TOKEN),
+                ("session id", s.cookie.as_str()),
+                ("TOTP secret", secret.as_str()),
+                ("wrong token", "wrong-token-0123456789abcdef0123"),
+            ] {
+                assert!(!all.contains(secret), "GET {path} shows the {what}: {all}");
+            }
+        }
+    }
+}
+both_stores!(
+    no_secrets_in_get_answers,
+    no_credential_or_secret_in_any_get_answer
+);
+
+#[tokio::test]
+async fn named_tokens_come_from_the_environment_too() {
+    // Arrange: the variable form the README gives, and a role nobody knows.
+    let run = |tokens: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TFA") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.arg("check-config")
+            .env("TFA__ADMIN__TOKENS", tokens)
+            .stdin(std::process::Stdio::null());
+        tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+    };
+
+    // Act
+    let good = run(&format!(
+        "[{{ name = \"desk\", role = \"read\", token = \"{DESK_TOKEN}\" }}, \"ops:admin:{OPS_TOKEN}\", \"{OPS_TOKEN}x\"]"
+    ))
+    .await
+    .expect("task");
+    let bad = run(&format!("[\"desk:owner:{DESK_TOKEN}\"]"))
+        .await
+        .expect("task");
+
+    // Assert
+    let good_text = crate::helpers::output_text(&good);
+    assert!(good.status.success(), "{good_text}");
+    assert!(
+        good_text.contains("admin:    desk (read), ops (admin), token-3 (admin)"),
+        "{good_text}"
+    );
+    let bad_text = crate::helpers::output_text(&bad);
+    assert!(!bad.status.success(), "{bad_text}");
+    assert!(bad_text.contains("admin.tokens"), "{bad_text}");
+    assert!(bad_text.contains("unknown role \"owner\""), "{bad_text}");
+    for text in [&good_text, &bad_text] {
+        assert!(
+            !text.contains(DESK_TOKEN) && !text.contains(OPS_TOKEN),
+            "{text}"
+        );
+    }
+}
