@@ -518,6 +518,63 @@ async fn every_admin_answer_is_hardened(kind: StoreKind) {
 }
 both_stores!(admin_headers, every_admin_answer_is_hardened);
 
+#[tokio::test]
+async fn the_page_is_served_from_the_binary() {
+    // Arrange
+    let app = spawn_app_with(StoreKind::Memory, &roles()).await;
+    let get = |path: &'static str| {
+        let req = app.client.get(format!("{}{path}", app.address));
+        async move { req.send().await.expect("request") }
+    };
+
+    // Act + Assert
+    // Its files from the binary with the right types, and no inline script or style.
+    let page = get("/admin/").await;
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("<script src=\"app.js\" defer></script>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<link rel=\"stylesheet\" href=\"app.css\">"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "one external script only"
+    );
+    for inline in [
+        "<style",
+        " style=",
+        " onclick=",
+        " onsubmit=",
+        "javascript:",
+        "http://",
+        "https://",
+    ] {
+        assert!(!html.contains(inline), "the page holds {inline:?}");
+    }
+    let js = get("/admin/app.js").await;
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/javascript")
+    );
+    let js = js.text().await.expect("js");
+    assert!(
+        !js.contains("innerHTML"),
+        "the page builds DOM nodes, never HTML strings"
+    );
+}
+
 async fn no_credential_or_secret_in_any_get_answer(kind: StoreKind) {
     // Arrange: a customer with an authenticator, a page session, and a bearer client.
     let app = spawn_app_with(kind, &roles()).await;
@@ -620,4 +677,312 @@ async fn named_tokens_come_from_the_environment_too() {
             "{text}"
         );
     }
+}
+
+// ---- In headless Chromium ---------------------------------------------------------------------
+
+/// chromedriver on a free port, stopped (and reaped) on drop, panics included.
+struct Chromedriver {
+    child: std::process::Child,
+    port: u16,
+    /// Chromium's profile directory, removed with the driver.
+    profile: tempfile::TempDir,
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn installed(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+async fn chromedriver() -> Chromedriver {
+    assert!(
+        installed("chromium") && installed("chromedriver"),
+        "the admin page tests drive headless Chromium: install it with \
+         `apt-get install -y chromium chromium-driver` (Debian/Ubuntu)"
+    );
+    let port = crate::helpers::free_port();
+    let driver = Chromedriver {
+        child: std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+        port,
+        profile: tempfile::tempdir().expect("profile dir"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return driver;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not listen on {port}");
+}
+
+async fn browser(driver: &Chromedriver) -> fantoccini::Client {
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,1000",
+        &format!("--user-data-dir={}", driver.profile.path().display()),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
+    fantoccini::ClientBuilder::rustls()
+        .expect("TLS roots for the WebDriver client")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+/// `target/admin-page/`, under `CARGO_TARGET_DIR` when set, else the crate's own `target/`.
+fn screenshot_dir() -> std::path::PathBuf {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|t| manifest.join(t))
+        .unwrap_or_else(|| manifest.join("target"));
+    let dir = target.join("admin-page");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn screenshot(c: &fantoccini::Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("screenshot saved");
+}
+
+fn css(selector: &str) -> fantoccini::Locator<'_> {
+    fantoccini::Locator::Css(selector)
+}
+
+/// Waits (up to 10 s) until the element's text satisfies `ok`, and returns that text.
+async fn wait_text(c: &fantoccini::Client, selector: &str, ok: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = c.find(css(selector)).await
+            && let Ok(t) = e.text().await
+        {
+            if ok(&t) {
+                return t;
+            }
+            last = t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{selector} never got there; its text was {last:?}");
+}
+
+async fn fill(c: &fantoccini::Client, selector: &str, text: &str) {
+    let e = c.find(css(selector)).await.expect(selector);
+    e.clear().await.expect("clear");
+    e.send_keys(text).await.expect("type");
+}
+
+async fn click(c: &fantoccini::Client, selector: &str) {
+    c.find(css(selector))
+        .await
+        .expect(selector)
+        .click()
+        .await
+        .expect("click");
+}
+
+/// The text of the QR code in a PNG.
+fn decode_qr(png: &[u8]) -> String {
+    let img = image::load_from_memory(png).expect("PNG").to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_logs_in_finds_edits_enrols_and_revokes() {
+    let run = async {
+        // Arrange
+        let app = spawn_app_with(StoreKind::Memory, &roles()).await;
+        app.add_customer(
+            "4001",
+            Some("page@example.com"),
+            Some("+447911123456"),
+            None,
+        )
+        .await;
+        let driver = chromedriver().await;
+        let c = browser(&driver).await;
+        let customer = || async {
+            call(
+                &app,
+                Method::GET,
+                "/admin/v1/customers/4001",
+                Some(OPS_TOKEN),
+                None,
+                None,
+            )
+            .await
+            .json()
+        };
+
+        // Act + Assert: a wrong token is refused on the page, the right one logs in.
+        c.goto(&format!("{}/admin/", app.address))
+            .await
+            .expect("page");
+        c.wait()
+            .for_element(css("#login-token"))
+            .await
+            .expect("login form");
+        screenshot(&c, "login").await;
+        fill(&c, "#login-token", "not-the-token").await;
+        click(&c, "#login-form button[type=submit]").await;
+        wait_text(&c, "#login-status", |t| {
+            t.contains("not one of admin.tokens")
+        })
+        .await;
+        fill(&c, "#login-token", OPS_TOKEN).await;
+        click(&c, "#login-form button[type=submit]").await;
+        wait_text(&c, "#who", |t| t == "Logged in as ops (admin)").await;
+
+        // Look a customer up.
+        fill(&c, "#customer-id", "4001").await;
+        click(&c, "#lookup-form button[type=submit]").await;
+        wait_text(&c, "#customer-status", |t| t == "Customer 4001 found.").await;
+        let details = wait_text(&c, "#customer-details", |t| t.contains("page@example.com")).await;
+        assert!(
+            details.contains("+447911123456") && details.contains("not enrolled"),
+            "{details}"
+        );
+        screenshot(&c, "customers").await;
+
+        // Edit the email.
+        fill(&c, "#edit-email", "edited@example.com").await;
+        click(&c, "#edit-form button[type=submit]").await;
+        wait_text(&c, "#customer-status", |t| t == "Contacts saved.").await;
+        assert_eq!(customer().await["email"], "edited@example.com");
+
+        // Enrol an authenticator: the QR code on the page carries the secret the page shows.
+        click(&c, "#enrol").await;
+        wait_text(&c, "#customer-status", |t| {
+            t.starts_with("Authenticator enrolled")
+        })
+        .await;
+        let secret = wait_text(&c, "#secret", |t| !t.is_empty()).await;
+        let uri = c
+            .find(css("#otpauth"))
+            .await
+            .expect("uri")
+            .text()
+            .await
+            .expect("uri text");
+        let img = c.find(css("#qr")).await.expect("qr");
+        let src = img.attr("src").await.expect("src").unwrap_or_default();
+        let b64 = src
+            .strip_prefix("data:image/png;base64,")
+            .expect("a data: URL");
+        use base64::Engine;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64");
+        assert_eq!(decode_qr(&png), uri);
+        // What Chromium drew decodes too: the CSP let the data: image through.
+        assert_eq!(decode_qr(&img.screenshot().await.expect("qr pixels")), uri);
+        assert!(
+            uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={secret}")),
+            "{uri}"
+        );
+        screenshot(&c, "enrolment").await;
+        assert_eq!(customer().await["totp_enrolled"], true);
+        let code = crate::helpers::authenticator(&secret, 6)
+            .generate(crate::helpers::unix_now())
+            .to_string();
+        let verified = app
+            .verify_with(
+                "4001",
+                &code,
+                &[("TwoFactorAuthSelectedMethod", "Authenticator")],
+            )
+            .await;
+        assert_eq!(verified.xml_status(), "success", "{}", verified.body);
+
+        // Revoke it, after the page asks to be sure.
+        click(&c, "#revoke").await;
+        c.accept_alert().await.expect("confirm dialog");
+        wait_text(&c, "#customer-status", |t| t == "Authenticator revoked.").await;
+        assert_eq!(customer().await["totp_enrolled"], false);
+
+        // The other screens (their endpoints may or may not exist in this build).
+        for (tab, status) in [
+            ("settings", "#settings-status"),
+            ("history", "#history-status"),
+            ("tests", ""),
+        ] {
+            click(&c, &format!(".tab[data-screen={tab}]")).await;
+            if !status.is_empty() {
+                wait_text(&c, status, |t| !t.is_empty() && !t.starts_with("Loading")).await;
+            }
+            let shown = c.find(css(&format!("#{tab}"))).await.expect(tab);
+            assert!(shown.is_displayed().await.expect("displayed"), "{tab}");
+            screenshot(&c, tab).await;
+        }
+
+        // A reload keeps the session; logging out ends it.
+        c.refresh().await.expect("reload");
+        wait_text(&c, "#who", |t| t == "Logged in as ops (admin)").await;
+        click(&c, "#logout").await;
+        wait_text(&c, "#login-status", |t| t == "Logged out.").await;
+        c.refresh().await.expect("reload");
+        c.wait()
+            .for_element(css("#login-token"))
+            .await
+            .expect("login form");
+        assert!(
+            !c.find(css("#app"))
+                .await
+                .expect("app")
+                .is_displayed()
+                .await
+                .expect("shown")
+        );
+
+        // A read token's session sees the same screens with every change disabled.
+        fill(&c, "#login-token", DESK_TOKEN).await;
+        click(&c, "#login-form button[type=submit]").await;
+        wait_text(&c, "#who", |t| t == "Logged in as desk (read)").await;
+        for button in ["#enrol", "#delete", "#edit-form button[type=submit]"] {
+            let disabled = c
+                .find(css(button))
+                .await
+                .expect(button)
+                .prop("disabled")
+                .await;
+            assert_eq!(disabled.expect("prop").as_deref(), Some("true"), "{button}");
+        }
+        c.close().await.expect("browser closes");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(50), run)
+        .await
+        .expect("the browser test finishes within 50 s");
 }
