@@ -933,20 +933,43 @@ async fn the_page_logs_in_finds_edits_enrols_and_revokes() {
         wait_text(&c, "#customer-status", |t| t == "Authenticator revoked.").await;
         assert_eq!(customer().await["totp_enrolled"], false);
 
-        // The other screens (their endpoints may or may not exist in this build).
-        for (tab, status) in [
-            ("settings", "#settings-status"),
-            ("history", "#history-status"),
-            ("tests", ""),
-        ] {
-            click(&c, &format!(".tab[data-screen={tab}]")).await;
-            if !status.is_empty() {
-                wait_text(&c, status, |t| !t.is_empty() && !t.starts_with("Loading")).await;
-            }
-            let shown = c.find(css(&format!("#{tab}"))).await.expect(tab);
-            assert!(shown.is_displayed().await.expect("displayed"), "{tab}");
-            screenshot(&c, tab).await;
-        }
+        // Settings, history and test sends, against stand-ins shaped like their contract (this test
+        // must not depend on whether this build serves those endpoints yet).
+        c.execute(CONTRACT_STAND_INS, vec![])
+            .await
+            .expect("stand-ins");
+        settings_screen(&c).await;
+        click(&c, ".tab[data-screen=history]").await;
+        wait_text(&c, "#history-status", |t| t == "1 change.").await;
+        let rows = wait_text(&c, "#history-rows", |t| t.contains("codes.digits")).await;
+        assert!(
+            rows.contains("2026-11-22T10:00:00Z") && rows.contains("ops"),
+            "{rows}"
+        );
+        screenshot(&c, "history").await;
+        click(&c, ".tab[data-screen=tests]").await;
+        fill(&c, "#test-email-to", "ops@example.com").await;
+        click(&c, "#test-email-form button[type=submit]").await;
+        wait_text(&c, "#test-email-form .status", |t| {
+            t == "Sent in 42 ms. The server said: 250 2.0.0 Ok: queued"
+        })
+        .await;
+        fill(&c, "#test-sms-to", "+447911123456").await;
+        click(&c, "#test-sms-form button[type=submit]").await;
+        wait_text(&c, "#test-sms-form .status", |t| {
+            t == "Not sent in 1500 ms. The server said: 403 Forbidden: unknown sender"
+        })
+        .await;
+        screenshot(&c, "test-sends").await;
+        let sends = seen(&c, "/admin/v1/test-").await;
+        assert_eq!(
+            sends[0]["body"],
+            json!({ "to": "ops@example.com" }).to_string()
+        );
+        assert_eq!(
+            sends[1]["body"],
+            json!({ "to": "+447911123456" }).to_string()
+        );
 
         // A reload keeps the session; logging out ends it.
         c.refresh().await.expect("reload");
@@ -985,4 +1008,160 @@ async fn the_page_logs_in_finds_edits_enrols_and_revokes() {
     tokio::time::timeout(std::time::Duration::from_secs(50), run)
         .await
         .expect("the browser test finishes within 50 s");
+}
+
+/// Replaces `fetch` for the settings, history and test-send endpoints with answers shaped as their
+/// contract says, and records what the page sent (`window.seen`). Other paths reach the server.
+const CONTRACT_STAND_INS: &str = r#"
+window.seen = [];
+window.etag = '"v1"';
+let digits = 6;
+const real = window.fetch.bind(window);
+const answer = (status, body, headers) => new Response(body === null ? null : JSON.stringify(body),
+  { status, headers: Object.assign({ "Content-Type": "application/json" }, headers || {}) });
+const settings = () => ({
+  email: { from: "twofactor@localhost", subject: "Your verification code",
+           smtp: { host: "mail.example", port: 587, security: "starttls", username: "" } },
+  sms: { url: "", request_headers: ["Accept: application/json"], plus_symbol_before_recipient_number: false },
+  codes: { digits, ttl_seconds: 300 },
+  lockout: { max_failures: 10 },
+  statuses: { success: "success", not_found: "not found" },
+  totp: { skew_steps: 1 },
+  secrets: { "email.smtp.password": "unset", "sms.password": "set" },
+});
+window.fetch = async (path, init) => {
+  path = String(path);
+  if (!path.startsWith("/admin/v1/settings") && !path.startsWith("/admin/v1/test-")) return real(path, init);
+  window.seen.push({ path, method: init.method, headers: init.headers, body: init.body || null });
+  if (path === "/admin/v1/settings/history") {
+    return answer(200, { changes: [{ at: "2026-11-22T10:00:00Z", by: "ops",
+      changes: [{ key: "codes.digits", old: "6", new: "8" }] }] });
+  }
+  if (path === "/admin/v1/test-email") return answer(200, { sent: true, answer: "250 2.0.0 Ok: queued", elapsed_ms: 42 });
+  if (path === "/admin/v1/test-sms") return answer(200, { sent: false, answer: "403 Forbidden: unknown sender", elapsed_ms: 1500 });
+  if (init.method === "GET") return answer(200, settings(), { ETag: window.etag });
+  const patch = JSON.parse(init.body);
+  if (init.headers["If-Match"] !== window.etag) {
+    return answer(412, { error: "precondition-failed", message: "the settings changed meanwhile" });
+  }
+  if (patch.codes && patch.codes.digits > 10) {
+    return answer(400, { error: "invalid-setting", key: "codes.digits",
+      message: "codes.digits: " + patch.codes.digits + " is out of range: must be 4 to 10" });
+  }
+  if (patch.codes && patch.codes.digits) digits = patch.codes.digits;
+  window.etag = '"v2"';
+  return answer(200, settings(), { ETag: window.etag });
+};
+"#;
+
+/// What the page sent to paths starting with `prefix`, oldest first.
+async fn seen(c: &fantoccini::Client, prefix: &str) -> Vec<Value> {
+    let all = c
+        .execute("return window.seen;", vec![])
+        .await
+        .expect("seen");
+    all.as_array()
+        .expect("a list")
+        .iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
+        .cloned()
+        .collect()
+}
+
+/// The settings form: a refusal shows beside its setting, a save sends only the changed fields as
+/// a merge patch with If-Match and the CSRF token, and a 412 asks for a reload.
+async fn settings_screen(c: &fantoccini::Client) {
+    click(c, ".tab[data-screen=settings]").await;
+    wait_text(c, "#settings-status", |t| t == "Settings loaded.").await;
+    let form = wait_text(c, "#settings-fields", |t| t.contains("skew steps")).await;
+    for legend in [
+        "email",
+        "email.smtp",
+        "sms",
+        "codes",
+        "lockout",
+        "statuses",
+        "totp",
+    ] {
+        assert!(
+            form.lines().any(|l| l.trim() == legend),
+            "no {legend} in {form}"
+        );
+    }
+    let placeholder = |id: &'static str| async move {
+        c.find(css(id))
+            .await
+            .expect(id)
+            .attr("placeholder")
+            .await
+            .expect("placeholder")
+            .unwrap_or_default()
+    };
+    assert_eq!(placeholder("#setting-email-smtp-password").await, "unset");
+    assert_eq!(
+        placeholder("#setting-sms-password").await,
+        "set (leave empty to keep)"
+    );
+
+    // Out of range: the server's message beside codes.digits, and nothing else sent.
+    fill(c, "#setting-codes-digits", "12").await;
+    fill(c, "#setting-email-smtp-password", "smtp-secret").await;
+    click(c, "#settings-form button[type=submit]").await;
+    wait_text(c, "#setting-codes-digits-error", |t| {
+        t == "codes.digits: 12 is out of range: must be 4 to 10"
+    })
+    .await;
+    wait_text(c, "#settings-status", |t| {
+        t == "Not saved: see codes.digits."
+    })
+    .await;
+    let patches = seen(c, "/admin/v1/settings").await;
+    let patch = patches
+        .iter()
+        .find(|r| r["method"] == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(
+        serde_json::from_str::<Value>(patch["body"].as_str().expect("body")).expect("JSON"),
+        json!({ "codes": { "digits": 12 }, "email": { "smtp": { "password": "smtp-secret" } } })
+    );
+    assert_eq!(
+        patch["headers"]["Content-Type"],
+        "application/merge-patch+json"
+    );
+    assert_eq!(patch["headers"]["If-Match"], "\"v1\"");
+    assert!(
+        patch["headers"]["X-CSRF-Token"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 40)
+    );
+
+    // In range: saved, and the form reloads with the new ETag.
+    fill(c, "#setting-codes-digits", "8").await;
+    c.find(css("#setting-email-smtp-password"))
+        .await
+        .expect("password")
+        .clear()
+        .await
+        .expect("clear");
+    click(c, "#settings-form button[type=submit]").await;
+    wait_text(c, "#settings-status", |t| t == "Saved.").await;
+    let last = seen(c, "/admin/v1/settings").await;
+    let patch = last
+        .iter()
+        .rev()
+        .find(|r| r["method"] == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(
+        patch["body"],
+        json!({ "codes": { "digits": 8 } }).to_string()
+    );
+    screenshot(c, "settings").await;
+
+    // Someone else saved meanwhile: 412, and the page says to reload.
+    c.execute("window.etag = '\"v3\"';", vec![])
+        .await
+        .expect("another admin's change");
+    fill(c, "#setting-codes-digits", "7").await;
+    click(c, "#settings-form button[type=submit]").await;
+    wait_text(c, "#settings-status", |t| t.contains("changed meanwhile")).await;
 }

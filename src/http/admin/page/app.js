@@ -418,7 +418,8 @@ async function loadHistory() {
     }
   }
   $("history-table").hidden = changes.length === 0;
-  say($("history-status"), changes.length ? changes.length + " changes." : "No changes yet.");
+  const n = changes.length;
+  say($("history-status"), n === 0 ? "No changes yet." : n === 1 ? "1 change." : n + " changes.");
 }
 
 // ---- Test sends -------------------------------------------------------------------------------
