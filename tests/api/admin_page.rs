@@ -359,6 +359,37 @@ async fn sessions_end_when_idle(kind: StoreKind) {
 }
 both_stores!(idle_sessions_expire, sessions_end_when_idle);
 
+async fn changing_tokens_reaches_open_sessions(kind: StoreKind) {
+    // Arrange: a session for each token.
+    let app = spawn_app_with(kind, &roles()).await;
+    let ops = login(&app, OPS_TOKEN).await;
+    let desk = login(&app, DESK_TOKEN).await;
+
+    // Act: ops's token is replaced and desk is made an admin, as a restart with new settings would.
+    let settings = crate::helpers::test_settings(
+        kind,
+        app.dir.path(),
+        &app.prefix,
+        &format!(
+            "[admin]\ntokens = [\"ops:admin:{OPS_TOKEN}-new\", \"desk:admin:{DESK_TOKEN}\"]\n"
+        ),
+    );
+    app.state
+        .live
+        .store(twofactor::config::live::Snapshot::build(settings).expect("snapshot"));
+    let ops_after = as_page(&app, &ops, Method::GET, "/admin/session", None).await;
+    let desk_after = as_page(&app, &desk, Method::GET, "/admin/session", None).await;
+
+    // Assert: the old token's session is over; the other session has its token's current role.
+    assert_eq!(ops_after.status, 401, "{}", ops_after.body);
+    assert_eq!(desk_after.status, 200, "{}", desk_after.body);
+    assert_eq!(desk_after.json()["role"], "admin");
+}
+both_stores!(
+    token_changes_reach_sessions,
+    changing_tokens_reaches_open_sessions
+);
+
 async fn wrong_logins_are_limited_per_address(kind: StoreKind) {
     // Arrange
     let app = spawn_app_with(kind, &roles()).await;
