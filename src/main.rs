@@ -163,6 +163,20 @@ async fn check_config(settings: &Settings) -> anyhow::Result<()> {
     println!("  email:    {:?}", settings.email_transport());
     println!("  sms:      {:?}", settings.sms_transport());
     println!("  callers:  auth {:?}", settings.security.auth_scheme);
+    let admins: Vec<String> = settings
+        .admin
+        .tokens
+        .iter()
+        .map(|t| format!("{} ({})", t.name, t.role))
+        .collect();
+    println!(
+        "  admin:    {}",
+        if admins.is_empty() {
+            "off (no admin.tokens)".to_string()
+        } else {
+            admins.join(", ")
+        }
+    );
     for line in twofactor::store::check_reachable(settings).await {
         println!("{line}");
     }

@@ -3,6 +3,7 @@
 //! Every key is typed and unknown keys are refused, so a typo fails at start with the key's name
 //! instead of being silently ignored. Cross-field rules live in [`Settings::validate`].
 
+pub mod admin;
 pub mod live;
 
 use std::net::SocketAddr;
@@ -329,8 +330,8 @@ pub struct TotpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer tokens for `/admin`; empty disables the admin API.
-    pub tokens: Vec<SecretString>,
+    /// Named bearer tokens with roles (see [`admin::AdminTokens`]); empty disables the admin API.
+    pub tokens: admin::AdminTokens,
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
     /// A listener of its own for `/admin` and `/metrics` (e.g. `127.0.0.1:9090`); empty serves them
@@ -338,6 +339,10 @@ pub struct AdminSettings {
     pub bind: String,
     /// CIDRs allowed to reach the admin API, on either listener; empty allows all.
     pub allowed_networks: Vec<Network>,
+    /// Admin page sessions end after this many seconds without a request.
+    pub session_idle_seconds: u64,
+    /// Origins (`https://desk.example`) given CORS headers on `/admin`; empty gives none.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -502,12 +507,8 @@ impl Settings {
             self.email.smtp.password = v.into();
         }
         if let Some(v) = read("admin.tokens_file", &self.admin.tokens_file)? {
-            self.admin.tokens = v
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(|l| SecretString::from(l.to_string()))
-                .collect();
+            self.admin.tokens = admin::AdminTokens::from_lines("admin.tokens_file", &v)
+                .map_err(ConfigError::Parse)?;
         }
         Ok(())
     }
@@ -543,6 +544,11 @@ impl Settings {
                 ));
             }
         }
+        if !(1..=86_400).contains(&self.admin.session_idle_seconds) {
+            return Err(invalid("admin.session_idle_seconds", "must be 1 to 86400"));
+        }
+        admin::check_origins(&self.admin.allowed_origins)
+            .map_err(|reason| invalid("admin.allowed_origins", reason))?;
         if self.server.max_connections_per_worker == 0 {
             return Err(invalid(
                 "server.max_connections_per_worker",
@@ -827,7 +833,7 @@ impl Settings {
             .admin
             .tokens
             .iter()
-            .any(|t| t.expose_secret().len() < 32)
+            .any(|t| t.token.expose_secret().len() < 32)
         {
             return Err(invalid(
                 "admin.tokens",
@@ -930,6 +936,19 @@ mod tests {
             (
                 "[admin]\nallowed_networks = [\"10.0.0.0/33\"]",
                 "admin.allowed_networks",
+            ),
+            ("[admin]\ntokens = [\"a:owner:t\"]", "admin.tokens"),
+            (
+                "[admin]\ntokens = [\"a:read:t\", \"a:read:u\"]",
+                "admin.tokens",
+            ),
+            (
+                "[admin]\nsession_idle_seconds = 0",
+                "admin.session_idle_seconds",
+            ),
+            (
+                "[admin]\nallowed_origins = [\"https://x.example/path\"]",
+                "admin.allowed_origins",
             ),
         ];
         for (toml, key) in cases {

@@ -105,6 +105,14 @@ impl Keys {
         let token: u64 = rand::random();
         format!("{}ready:{token:016x}", self.prefix)
     }
+    /// An admin page session, keyed by a digest of its cookie value, never the value itself.
+    pub fn admin_session(&self, id_digest: &str) -> String {
+        format!("{}admin:session:{id_digest}", self.prefix)
+    }
+    /// Wrong admin logins from one peer address in the current minute.
+    pub fn admin_login_failures(&self, peer: &str) -> String {
+        format!("{}admin:login-failures:{peer}", self.prefix)
+    }
     fn per_customer(&self, kind: &str, id: &CustomerId) -> String {
         format!("{}{kind}:{{{id}}}", self.prefix)
     }

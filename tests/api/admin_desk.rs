@@ -235,7 +235,12 @@ async fn listing_pages_through_every_customer_once(kind: StoreKind) {
 
     // Assert
     assert_each_once(all, every.clone());
-    assert!(pages >= 120 / 7, "pages of about 7: {pages}");
+    // Memory pages hold exactly the limit; a Redis SCAN step holds about as many, more or fewer.
+    if kind == StoreKind::Memory {
+        assert_eq!(pages, 120_usize.div_ceil(7), "pages of 7");
+    } else {
+        assert!(pages >= 120 / 7 / 2, "pages of about 7: {pages}");
+    }
     assert_each_once(default_limit, every.clone());
     assert_each_once(
         c1,

@@ -10,6 +10,7 @@ use crate::helpers::{authenticator, unix_now};
 
 const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const PASSWORD: &str = "caller-pw-6f1c2b";
+const ADMIN_TOKEN: &str = "leaks-admin-token-5b0e9d27c14f3a86";
 /// A number outside the allowed countries: its refusal is logged, with the number masked.
 const REFUSED_PHONE: &str = "+14155552671";
 /// How long the binary gets to start, and to stop after SIGTERM.
@@ -71,6 +72,10 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         .env("TFA__TOTP__DIGITS", "8")
         .env("TFA__LOCKOUT__MAX_FAILURES", "3")
         .env("TFA__SMS__ALLOWED_COUNTRY_CODES", "[\"44\"]")
+        .env(
+            "TFA__ADMIN__TOKENS",
+            format!("[\"ops:admin:{ADMIN_TOKEN}\"]"),
+        )
         .env("TFA__LOG__FORMAT", "json")
         .env("TFA__LOG__FILTER", "debug")
         .env_remove("RUST_LOG")
@@ -212,6 +217,43 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         "a country outside the allow-list is refused (send_limited, `error` by default): {refused}"
     );
 
+    // The admin page's session: a wrong login, a login, a change refused for its missing CSRF
+    // token, one made with it. Neither the token, the session id nor the CSRF token may be logged.
+    let session =
+        |method: reqwest::Method, path: &str| client.request(method, format!("{base}{path}"));
+    let wrong = session(reqwest::Method::POST, "/admin/session")
+        .json(&serde_json::json!({ "token": format!("{ADMIN_TOKEN}x") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let login = session(reqwest::Method::POST, "/admin/session")
+        .json(&serde_json::json!({ "token": ADMIN_TOKEN }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (csrf, status) in [("", 403), (csrf.as_str(), 200)] {
+        let put = session(reqwest::Method::PUT, "/admin/v1/customers/1002")
+            .header("cookie", &cookie)
+            .header("x-csrf-token", csrf)
+            .json(&serde_json::json!({ "email": "bob@example.com" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status().as_u16(), status);
+    }
+
     let store = twofactor::store::connect(&redis().url()).await.unwrap();
     let keyspace = format!("{:?}", store.dump(&prefix).await.unwrap());
     let pid = service.0.id().to_string();
@@ -276,6 +318,14 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         TEST_KEY.to_string(),
     ];
     forbidden.extend(codes.iter().cloned());
+    let session_id = cookie.trim_start_matches("tfa_admin=").to_string();
+    forbidden.extend([ADMIN_TOKEN.to_string(), session_id]);
+    assert!(!logs.contains(&csrf), "logs hold the CSRF token");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"event\":\"admin-login\"") && l.contains("\"admin\":\"ops\"")),
+        "the login is audited by name: {logs}"
+    );
     for secret in &forbidden {
         assert!(!logs.contains(secret.as_str()), "logs hold {secret:?}");
         assert!(

@@ -7,6 +7,7 @@ mod abuse;
 mod admin;
 mod admin_desk;
 mod admin_listener;
+mod admin_page;
 mod caller_limits;
 mod cluster;
 mod concurrency;

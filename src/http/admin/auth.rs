@@ -1,5 +1,6 @@
 //! The admin guard: a `from_fn` middleware that accepts `Authorization: Bearer <token>` when the token
-//! is one of `admin.tokens`, and records the caller as an [`AdminPrincipal`] in the request.
+//! is one of `admin.tokens`, or the admin page's session cookie (with `X-CSRF-Token` on every change),
+//! checks the credential's role against the method, and records the caller as an [`AdminPrincipal`].
 //!
 //! Tokens are compared as SHA-256 digests with `subtle`, against every configured token without an
 //! early exit, so neither the time taken nor a length mismatch tells how close a guess came.
@@ -11,19 +12,21 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
-use secrecy::{ExposeSecret, SecretString};
-use subtle::Choice;
+use secrecy::ExposeSecret;
+use subtle::{Choice, ConditionallySelectable};
 
 use super::AdminError;
+pub use crate::config::admin::Role;
+use crate::config::admin::{AdminToken, AdminTokens};
 use crate::state::AppState;
 
 /// Proof that the request passed the admin guard; admin handlers take it as an argument, so a
 /// handler mounted outside the guarded scope fails closed (401) instead of running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminPrincipal {
-    /// Position (from 1) of the matching token in `admin.tokens`: which credential acted, for the
-    /// audit log, without the token itself.
-    pub token_number: usize,
+    /// The credential's name in `admin.tokens`: who acted, for audit lines, never the token.
+    pub name: String,
+    pub role: Role,
 }
 
 impl FromRequest for AdminPrincipal {
@@ -34,31 +37,57 @@ impl FromRequest for AdminPrincipal {
         std::future::ready(
             req.extensions()
                 .get::<AdminPrincipal>()
-                .copied()
+                .cloned()
                 .ok_or_else(unauthorized),
         )
     }
 }
 
-fn unauthorized() -> AdminError {
+pub(super) fn unauthorized() -> AdminError {
     AdminError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
-        "send Authorization: Bearer <one of admin.tokens>",
+        "send Authorization: Bearer <one of admin.tokens>, or log in at /admin/",
     )
+}
+
+pub(super) fn disabled() -> AdminError {
+    AdminError::new(
+        StatusCode::FORBIDDEN,
+        "admin-disabled",
+        "the admin API is disabled: set admin.tokens to enable it",
+    )
+}
+
+/// The configured token equal to `presented`, compared with every token in constant time.
+pub fn find_token<'a>(tokens: &'a AdminTokens, presented: &str) -> Option<&'a AdminToken> {
+    let mut matched = Choice::from(0);
+    let mut index = 0u64;
+    for (i, token) in tokens.iter().enumerate() {
+        let hit = crate::crypto::same_secret(
+            token.token.expose_secret().as_bytes(),
+            presented.as_bytes(),
+        );
+        // Which token matched is picked without a branch, so the loop takes the same time either way.
+        index.conditional_assign(&(i as u64), hit);
+        matched |= hit;
+    }
+    if bool::from(matched) {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| tokens.iter().nth(i))
+    } else {
+        None
+    }
 }
 
 /// Checks an `Authorization` header against the configured tokens.
 pub fn authenticate(
-    tokens: &[SecretString],
+    tokens: &AdminTokens,
     header: Option<&HeaderValue>,
 ) -> Result<AdminPrincipal, AdminError> {
-    if tokens.iter().all(|t| t.expose_secret().is_empty()) {
-        return Err(AdminError::new(
-            StatusCode::FORBIDDEN,
-            "admin-disabled",
-            "the admin API is disabled: set admin.tokens to enable it",
-        ));
+    if tokens.is_empty() {
+        return Err(disabled());
     }
     let presented = header
         .and_then(|v| v.to_str().ok())
@@ -68,51 +97,72 @@ pub fn authenticate(
         })
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
-    let mut matched = Choice::from(0);
-    let mut number = 0usize;
-    for (i, token) in tokens.iter().enumerate() {
-        let token = token.expose_secret();
-        let hit = crate::crypto::same_secret(token.as_bytes(), presented.as_bytes())
-            & Choice::from(u8::from(!token.is_empty()));
-        // Which token matched is only needed for the audit line once the check has passed.
-        number |= (i + 1) * usize::from(hit.unwrap_u8());
-        matched |= hit;
-    }
-    if bool::from(matched) {
-        Ok(AdminPrincipal {
-            token_number: number,
+    find_token(tokens, presented)
+        .map(|t| AdminPrincipal {
+            name: t.name.clone(),
+            role: t.role,
         })
-    } else {
-        Err(unauthorized())
+        .ok_or_else(unauthorized)
+}
+
+/// Whether the request's peer may reach the admin surface at all (`admin.allowed_networks`).
+pub(super) fn network_refusal(state: &AppState, req: &ServiceRequest) -> Option<AdminError> {
+    (!crate::http::caller_auth::peer_in(
+        &state.snapshot().settings.admin.allowed_networks,
+        req.peer_addr(),
+    ))
+    .then(|| {
+        AdminError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this address may not use the admin API (admin.allowed_networks)",
+        )
+    })
+}
+
+/// Who is asking: a bearer token when one is sent (a script), else the page's session cookie.
+async fn principal(state: &AppState, req: &ServiceRequest) -> Result<AdminPrincipal, AdminError> {
+    let snapshot = state.snapshot();
+    let admin = &snapshot.settings.admin;
+    if admin.tokens.is_empty() {
+        return Err(disabled());
+    }
+    if let Some(header) = req.headers().get(AUTHORIZATION) {
+        return authenticate(&admin.tokens, Some(header));
+    }
+    match super::session::cookie(req.headers()) {
+        Some(id) => super::session::resume(state, admin, &id, req.method(), req.headers())
+            .await
+            .map(|s| s.principal),
+        None => Err(unauthorized()),
     }
 }
 
-/// The scope's middleware: lets authenticated requests through with an [`AdminPrincipal`] attached
-/// and answers everything else itself (401 or 403 as JSON).
+/// The scope's middleware: lets authenticated requests their role allows through with an
+/// [`AdminPrincipal`] attached, and answers everything else itself (401 or 403 as JSON).
 pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let verdict = match req.app_data::<web::Data<AppState>>() {
         // The address first: a peer outside admin.allowed_networks learns nothing about tokens.
-        Some(state)
-            if !crate::http::caller_auth::peer_in(
-                &state.snapshot().settings.admin.allowed_networks,
-                req.peer_addr(),
-            ) =>
-        {
+        Some(state) => match network_refusal(state, &req) {
+            Some(refusal) => Err(refusal),
+            None => principal(state, &req).await,
+        },
+        None => Err(AdminError::internal(&"application state missing")),
+    };
+    let verdict = verdict.and_then(|p| {
+        if p.role.allows(req.method().as_str()) {
+            Ok(p)
+        } else {
             Err(AdminError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "this address may not use the admin API (admin.allowed_networks)",
+                format!("role {} may not {} {}", p.role, req.method(), req.path()),
             ))
         }
-        Some(state) => authenticate(
-            &state.snapshot().settings.admin.tokens,
-            req.headers().get(AUTHORIZATION),
-        ),
-        None => Err(AdminError::internal(&"application state missing")),
-    };
+    });
     match verdict {
         Ok(principal) => {
             req.extensions_mut().insert(principal);
@@ -121,7 +171,7 @@ pub async fn require_admin(
                 .map(ServiceResponse::map_into_left_body)
         }
         Err(e) => {
-            tracing::warn!(target: "audit", event = "admin-auth", outcome = e.code, path = %req.path(), "admin request refused");
+            tracing::warn!(target: "audit", event = "admin-auth", outcome = e.code, method = %req.method(), path = %req.path(), "admin request refused");
             Ok(req.into_response(e.error_response()).map_into_right_body())
         }
     }
@@ -131,10 +181,14 @@ pub async fn require_admin(
 mod tests {
     use super::*;
 
-    fn tokens(list: &[&str]) -> Vec<SecretString> {
-        list.iter()
-            .map(|t| SecretString::from(t.to_string()))
-            .collect()
+    fn tokens(list: &str) -> AdminTokens {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            tokens: AdminTokens,
+        }
+        toml::from_str::<Doc>(&format!("tokens = {list}"))
+            .expect("tokens")
+            .tokens
     }
 
     fn header(v: &str) -> HeaderValue {
@@ -143,10 +197,16 @@ mod tests {
 
     #[test]
     fn accepts_any_configured_token_and_names_which() {
-        let t = tokens(&["alpha-token", "beta-token"]);
-        let auth = |v: &str| authenticate(&t, Some(&header(v))).map(|p| p.token_number);
-        assert_eq!(auth("Bearer alpha-token").ok(), Some(1));
-        assert_eq!(auth("bearer  beta-token ").ok(), Some(2));
+        let t = tokens(r#"["alpha-token", "desk:read:beta-token"]"#);
+        let auth = |v: &str| authenticate(&t, Some(&header(v))).map(|p| (p.name, p.role));
+        assert_eq!(
+            auth("Bearer alpha-token").ok(),
+            Some(("token-1".into(), Role::Admin))
+        );
+        assert_eq!(
+            auth("bearer  beta-token ").ok(),
+            Some(("desk".into(), Role::Read))
+        );
         for bad in [
             "Bearer alpha",
             "Bearer alpha-token-x",
@@ -154,6 +214,7 @@ mod tests {
             "Basic alpha-token",
             "alpha-token",
             "Bearer ALPHA-TOKEN",
+            "Bearer desk:read:beta-token",
         ] {
             let e = auth(bad).expect_err(bad);
             assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{bad}");
@@ -166,7 +227,7 @@ mod tests {
 
     #[test]
     fn no_tokens_means_disabled() {
-        for t in [tokens(&[]), tokens(&[""])] {
+        for t in [tokens("[]"), tokens(r#"[""]"#)] {
             let e = authenticate(&t, Some(&header("Bearer "))).expect_err("disabled");
             assert_eq!(e.status, StatusCode::FORBIDDEN);
             assert_eq!(e.code, "admin-disabled");

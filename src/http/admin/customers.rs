@@ -23,12 +23,12 @@ pub(super) fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResp
         .json(body)
 }
 
-pub(super) fn audit(admin: AdminPrincipal, event: &str, customer: &CustomerId, outcome: &str) {
+pub(super) fn audit(admin: &AdminPrincipal, event: &str, customer: &CustomerId, outcome: &str) {
     tracing::info!(
         target: "audit",
         event,
         customer = %customer,
-        admin_token = admin.token_number,
+        admin = %admin.name,
         outcome,
     );
 }
@@ -52,7 +52,7 @@ pub async fn get(
     let id = customer_id(&path)?;
     let view = state.directory.view(&id).await?;
     audit(
-        admin,
+        &admin,
         "admin-customer-get",
         &id,
         if view.is_some() { "found" } else { "not found" },
@@ -107,10 +107,10 @@ pub async fn put(
         .map_err(AdminError::bad_request)?;
     let existed = state.directory.upsert(valid).await?;
     if revoke && state.directory.revoke_totp(&id).await? {
-        audit(admin, "admin-totp-revoke", &id, "revoked");
+        audit(&admin, "admin-totp-revoke", &id, "revoked");
     }
     audit(
-        admin,
+        &admin,
         "admin-customer-put",
         &id,
         if existed { "replaced" } else { "created" },
@@ -137,7 +137,7 @@ pub async fn delete(
     let id = customer_id(&path)?;
     let existed = state.directory.delete(&id).await?;
     audit(
-        admin,
+        &admin,
         "admin-customer-delete",
         &id,
         if existed { "deleted" } else { "not found" },
@@ -164,7 +164,7 @@ pub async fn enrol(
             other => AdminError::internal(&other),
         })?;
     audit(
-        admin,
+        &admin,
         "admin-totp-enrol",
         &id,
         if enrolment.is_some() {
@@ -191,7 +191,7 @@ pub async fn revoke(
     let id = customer_id(&path)?;
     let revoked = state.directory.revoke_totp(&id).await?;
     audit(
-        admin,
+        &admin,
         "admin-totp-revoke",
         &id,
         if revoked { "revoked" } else { "not found" },

@@ -35,12 +35,12 @@ pub async fn unlock(
 ) -> Result<HttpResponse, AdminError> {
     let id = CustomerId::parse(&path).map_err(AdminError::bad_request)?;
     if state.directory.get(&id).await?.is_none() {
-        audit(admin, "admin-customer-unlock", &id, "not found");
+        audit(&admin, "admin-customer-unlock", &id, "not found");
         return Err(AdminError::not_found(format!("no customer {id}")));
     }
     let removed = crate::desk::unlock(state.store.as_ref(), &state.keys, &id).await?;
     audit(
-        admin,
+        &admin,
         "admin-customer-unlock",
         &id,
         if removed { "unlocked" } else { "not locked" },
@@ -120,7 +120,7 @@ pub async fn list(
     tracing::info!(
         target: "audit",
         event = "admin-customers-list",
-        admin_token = admin.token_number,
+        admin = %admin.name,
         listed = customers.len(),
         outcome = if next_cursor.is_some() { "more" } else { "end" },
     );
@@ -156,7 +156,7 @@ pub async fn import(
     tracing::info!(
         target: "audit",
         event = "admin-customers-import",
-        admin_token = admin.token_number,
+        admin = %admin.name,
         imported = result.as_ref().ok(),
         outcome,
     );
@@ -170,11 +170,11 @@ pub struct TestTo {
     to: String,
 }
 
-fn audit_test(admin: AdminPrincipal, event: &str, to: &str, report: &TestSend) {
+fn audit_test(admin: &AdminPrincipal, event: &str, to: &str, report: &TestSend) {
     tracing::info!(
         target: "audit",
         event,
-        admin_token = admin.token_number,
+        admin = %admin.name,
         to,
         elapsed_ms = report.elapsed_ms,
         outcome = if report.sent { "sent" } else { "not sent" },
@@ -189,7 +189,7 @@ pub async fn test_email(
 ) -> Result<HttpResponse, AdminError> {
     let to = Email::parse(&body.to).map_err(|e| AdminError::bad_request(format!("to: {e}")))?;
     let report = test_send::email(&state.snapshot(), &to).await;
-    audit_test(admin, "admin-test-email", &to.masked(), &report);
+    audit_test(&admin, "admin-test-email", &to.masked(), &report);
     Ok(json(StatusCode::OK, &report))
 }
 
@@ -203,6 +203,6 @@ pub async fn test_sms(
     let to = PhoneNumber::parse_in(&body.to, snapshot.settings.directory.default_region.0)
         .map_err(|e| AdminError::bad_request(format!("to: {e}")))?;
     let report = test_send::sms(&snapshot, &to).await;
-    audit_test(admin, "admin-test-sms", &to.masked(), &report);
+    audit_test(&admin, "admin-test-sms", &to.masked(), &report);
     Ok(json(StatusCode::OK, &report))
 }

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod customers;
 pub mod desk;
+pub mod page;
+pub mod session;
 pub mod settings;
 
 use actix_web::http::StatusCode;
@@ -21,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin/v1")
             .wrap(from_fn(auth::require_admin))
+            .wrap(from_fn(page::surface))
             .app_data(json_config(MAX_JSON_BYTES))
             .service(
                 web::resource("/customers/{id}")
@@ -94,6 +97,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 Err::<HttpResponse, _>(AdminError::not_found("no such admin resource"))
             })),
     );
+    // After /admin/v1, so that scope keeps its paths: the page and /admin/session.
+    page::configure(cfg);
 }
 
 fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, AdminError> {

@@ -86,7 +86,7 @@ pub async fn patch(
     }
     let patch: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| AdminError::bad_request(format!("invalid JSON: {e}")))?;
-    match live::patch(&state, expected, patch, &admin_name(&admin)).await {
+    match live::patch(&state, expected, patch, &admin.name).await {
         Ok((version, settings)) => Ok(answer(version, &live::view(&settings))),
         Err(PatchError::Stale(_)) => Err(stale()),
         Err(PatchError::Invalid { key, message }) => {
@@ -109,9 +109,4 @@ pub async fn history(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(serde_json::json!({ "changes": changes })))
-}
-
-/// Who acted, as the history names them.
-fn admin_name(admin: &AdminPrincipal) -> String {
-    format!("token-{}", admin.token_number)
 }
