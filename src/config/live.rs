@@ -369,10 +369,13 @@ impl From<ConfigError> for PatchError {
                 Some(key.strip_prefix("default.").unwrap_or(key).to_string())
             }),
         };
-        PatchError::Invalid {
-            key,
-            message: e.to_string(),
-        }
+        // The form shows this beside the field: the rule's words without the "configuration:" lead.
+        let text = e.to_string();
+        let message = text
+            .strip_prefix("configuration: ")
+            .unwrap_or(&text)
+            .to_string();
+        PatchError::Invalid { key, message }
     }
 }
 

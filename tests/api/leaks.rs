@@ -11,6 +11,8 @@ use crate::helpers::{authenticator, unix_now};
 const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const PASSWORD: &str = "caller-pw-6f1c2b";
 const ADMIN_TOKEN: &str = "leaks-admin-token-5b0e9d27c14f3a86";
+/// Secrets set through the live settings: SMTP password, gateway URL password, API key header.
+const SETTINGS_SECRETS: [&str; 3] = ["smtp-pw-4e1f0c", "gw-pw-9a7b3d", "api-key-2c8e6f"];
 /// A number outside the allowed countries: its refusal is logged, with the number masked.
 const REFUSED_PHONE: &str = "+14155552671";
 /// How long the binary gets to start, and to stop after SIGTERM.
@@ -254,6 +256,54 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
         assert_eq!(put.status().as_u16(), status);
     }
 
+    // Live settings with secrets in them: an SMTP password, a gateway URL's password and an API
+    // key header. The store keeps them sealed, and no answer or log line holds them.
+    let bearer = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+    let shown = bearer(reqwest::Method::GET, "/admin/v1/settings")
+        .send()
+        .await
+        .unwrap();
+    let etag = shown.headers()["etag"].to_str().unwrap().to_string();
+    let patched = bearer(reqwest::Method::PATCH, "/admin/v1/settings")
+        .header("if-match", etag)
+        .header("content-type", "application/merge-patch+json")
+        .body(
+            serde_json::json!({
+                "email": {"smtp": {"password": SETTINGS_SECRETS[0]}},
+                "sms": {
+                    "url": format!("https://gw:{}@sms.example/send", SETTINGS_SECRETS[1]),
+                    "request_headers": [format!("X-Api-Key: {}", SETTINGS_SECRETS[2])]
+                }
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
+    let mut answers = patched.text().await.unwrap();
+    for path in ["/admin/v1/settings", "/admin/v1/settings/history"] {
+        answers.push_str(
+            &bearer(reqwest::Method::GET, path)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    for secret in SETTINGS_SECRETS {
+        assert!(
+            !answers.contains(secret),
+            "an answer holds {secret}: {answers}"
+        );
+    }
+
     let store = twofactor::store::connect(&redis().url()).await.unwrap();
     let keyspace = format!("{:?}", store.dump(&prefix).await.unwrap());
     let pid = service.0.id().to_string();
@@ -320,6 +370,7 @@ async fn logs_and_keyspace_hold_no_code_secret_or_password() {
     forbidden.extend(codes.iter().cloned());
     let session_id = cookie.trim_start_matches("tfa_admin=").to_string();
     forbidden.extend([ADMIN_TOKEN.to_string(), session_id]);
+    forbidden.extend(SETTINGS_SECRETS.iter().map(|s| s.to_string()));
     assert!(!logs.contains(&csrf), "logs hold the CSRF token");
     assert!(
         logs.lines()

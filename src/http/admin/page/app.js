@@ -288,7 +288,6 @@ function settingField(key, value, secret) {
 function addSettings(container, prefix, obj, secrets) {
   for (const [k, v] of Object.entries(obj)) {
     const key = prefix + "." + k;
-    if (key in secrets) continue;
     if (v && typeof v === "object" && !Array.isArray(v)) {
       const group = el("fieldset", {}, el("legend", { text: key }));
       addSettings(group, key, v, secrets);
@@ -297,6 +296,17 @@ function addSettings(container, prefix, obj, secrets) {
       container.append(settingField(key, v, false));
     }
   }
+}
+
+// A secret key whose value the document leaves out, under an object the document has.
+function wholeSecret(doc, key) {
+  const parts = key.split(".");
+  let at = doc;
+  for (const p of parts.slice(0, -1)) {
+    if (!at || typeof at !== "object" || Array.isArray(at)) return false;
+    at = at[p];
+  }
+  return !!at && typeof at === "object" && !Array.isArray(at) && !(parts[parts.length - 1] in at);
 }
 
 function renderSettings(doc) {
@@ -309,7 +319,10 @@ function renderSettings(doc) {
     if (!doc[section] || typeof doc[section] !== "object") continue;
     const group = el("fieldset", {}, el("legend", { text: section }));
     addSettings(group, section, doc[section], secrets);
-    const mine = Object.keys(secrets).filter((k) => k.startsWith(section + "."));
+    // Whole-value secrets (absent from the document) get a write-only field; a secret inside a
+    // value (a URL's password, a header's value) shows as "(secret)" in that value's own field,
+    // and sending the placeholder back keeps it.
+    const mine = Object.keys(secrets).filter((k) => k.startsWith(section + ".") && wholeSecret(doc, k));
     for (const k of mine) group.append(settingField(k, secrets[k], true));
     box.append(group);
   }
