@@ -113,11 +113,11 @@ impl Outcome {
 }
 
 /// Who a request is about: the customer, and the call and caller number when GIA passes them.
-#[derive(Debug, Clone, Copy)]
-pub struct Call<'a> {
-    pub customer: &'a CustomerId,
-    pub id: Option<&'a CallId>,
-    pub number: Option<&'a CallerNumber>,
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub customer: CustomerId,
+    pub id: Option<CallId>,
+    pub number: Option<CallerNumber>,
 }
 
 /// A customer's verified methods that are offered, in the order the reference document lists them.
@@ -171,14 +171,14 @@ impl Methods {
     }
 }
 
-fn audit(op: &str, call: &Call<'_>, method: Option<Method>, outcome: Outcome, detail: &str) {
+fn audit(op: &str, call: &Call, method: Option<Method>, outcome: Outcome, detail: &str) {
     metrics::counter!("twofactor_operations_total", "operation" => op.to_string(), "outcome" => outcome.as_str()).increment(1);
     tracing::info!(
         target: "audit",
         event = op,
         customer = %call.customer,
-        call = call.id.map(CallId::as_str).unwrap_or(""),
-        caller = call.number.map(CallerNumber::masked).unwrap_or_default(),
+        call = call.id.as_ref().map(CallId::as_str).unwrap_or(""),
+        caller = call.number.as_ref().map(CallerNumber::masked).unwrap_or_default(),
         method = method.map(Method::as_str).unwrap_or(""),
         outcome = outcome.as_str(),
         detail,
@@ -186,12 +186,7 @@ fn audit(op: &str, call: &Call<'_>, method: Option<Method>, outcome: Outcome, de
 }
 
 /// Logs a fault with its cause (never a code) and answers `Error`.
-fn fault(
-    op: &str,
-    call: &Call<'_>,
-    method: Option<Method>,
-    cause: &dyn std::fmt::Display,
-) -> Outcome {
+fn fault(op: &str, call: &Call, method: Option<Method>, cause: &dyn std::fmt::Display) -> Outcome {
     tracing::error!(customer = %call.customer, operation = op, cause = %cause, "operation failed");
     audit(op, call, method, Outcome::Error, "fault");
     Outcome::Error
@@ -203,7 +198,7 @@ pub async fn verified_methods(
     customer: &CustomerId,
 ) -> Result<Option<Methods>, Outcome> {
     let call = Call {
-        customer,
+        customer: customer.clone(),
         id: None,
         number: None,
     };
@@ -246,14 +241,14 @@ pub fn generate_code(digits: u32) -> SecretString {
 /// One digest per key of the key ring, current first (what a send stores).
 fn digests(
     r: &Rules<'_>,
-    call: &Call<'_>,
+    call: &Call,
     method: Method,
     destination: &str,
     code: &str,
 ) -> Vec<String> {
     r.keyring.digests(&[
         call.customer.as_str(),
-        call.id.map(CallId::as_str).unwrap_or(""),
+        call.id.as_ref().map(CallId::as_str).unwrap_or(""),
         method.as_str(),
         destination,
         code,
@@ -266,8 +261,8 @@ struct Line {
     count: String,
 }
 
-fn line(r: &Rules<'_>, call: &Call<'_>) -> Option<Line> {
-    let number = call.number?;
+fn line(r: &Rules<'_>, call: &Call) -> Option<Line> {
+    let number = call.number.as_ref()?;
     (r.settings.lockout.max_failures_per_caller > 0).then(|| {
         let d = caller_digest(r, number);
         Line {
@@ -283,27 +278,27 @@ fn caller_digest(r: &Rules<'_>, number: &CallerNumber) -> String {
 }
 
 /// The lock that `lockout.max_failures` sets for this request, and which limit it is.
-fn lock_of(r: &Rules<'_>, call: &Call<'_>) -> (String, String, Limit) {
+fn lock_of(r: &Rules<'_>, call: &Call) -> (String, String, Limit) {
     let keys = &r.keys;
-    match (r.settings.lockout.scope, call.number) {
+    match (r.settings.lockout.scope, call.number.as_ref()) {
         (LockoutScope::Caller, Some(number)) => {
             let d = caller_digest(r, number);
             (
-                keys.pair_lock(call.customer, &d),
-                keys.pair_failures(call.customer, &d),
+                keys.pair_lock(&call.customer, &d),
+                keys.pair_failures(&call.customer, &d),
                 Limit::CustomerFromCaller,
             )
         }
         _ => (
-            keys.lock(call.customer),
-            keys.failures(call.customer),
+            keys.lock(&call.customer),
+            keys.failures(&call.customer),
             Limit::Customer,
         ),
     }
 }
 
 /// send-authentication-code.
-pub async fn send(r: &Rules<'_>, call: &Call<'_>, method: Method) -> Outcome {
+pub async fn send(r: &Rules<'_>, call: &Call, method: Method) -> Outcome {
     match send_inner(r, call, method).await {
         Ok((outcome, detail)) => {
             audit("send", call, Some(method), outcome, detail);
@@ -323,7 +318,7 @@ struct Pending {
 
 async fn send_inner(
     r: &Rules<'_>,
-    call: &Call<'_>,
+    call: &Call,
     method: Method,
 ) -> anyhow::Result<(Outcome, &'static str)> {
     let prepared = tokio::time::timeout(STORE_DEADLINE, prepare_send(r, call, method))
@@ -391,12 +386,12 @@ async fn send_inner(
 /// `Err` is an answer that ends the send there.
 async fn prepare_send(
     r: &Rules<'_>,
-    call: &Call<'_>,
+    call: &Call,
     method: Method,
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
     let keys = &r.keys;
-    let Some(record) = r.directory.get(call.customer).await? else {
+    let Some(record) = r.directory.get(&call.customer).await? else {
         return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
     let methods = Methods::offered(r, &record);
@@ -425,7 +420,7 @@ async fn prepare_send(
     let ttl = Duration::from_secs(s.codes.ttl_seconds);
     if method == Method::Authenticator {
         r.store
-            .set(&keys.choice(call.customer), method.as_str(), Some(ttl))
+            .set(&keys.choice(&call.customer), method.as_str(), Some(ttl))
             .await?;
         return Ok(Err((
             Outcome::Success,
@@ -433,7 +428,7 @@ async fn prepare_send(
         )));
     }
     // Count first, so racing sends cannot all slip under the limit.
-    let sends_key = keys.sends(call.customer);
+    let sends_key = keys.sends(&call.customer);
     let sends = r
         .store
         .incr_window(&sends_key, Duration::from_secs(s.codes.send_window_seconds))
@@ -458,7 +453,7 @@ async fn prepare_send(
     }
 
     let code = generate_code(s.codes.digits);
-    let code_key = keys.code(call.customer);
+    let code_key = keys.code(&call.customer);
     let digest = digests(
         r,
         call,
@@ -471,7 +466,7 @@ async fn prepare_send(
         .put_code(&code_key, &digest, method.as_str(), ttl)
         .await?;
     r.store
-        .set(&keys.choice(call.customer), method.as_str(), Some(ttl))
+        .set(&keys.choice(&call.customer), method.as_str(), Some(ttl))
         .await?;
     Ok(Ok((
         methods,
@@ -514,12 +509,7 @@ async fn sms_refusal(
 }
 
 /// code-authentication. `raw_code` is `authCode_nbest1` as received.
-pub async fn verify(
-    r: &Rules<'_>,
-    call: &Call<'_>,
-    method: Option<Method>,
-    raw_code: &str,
-) -> Outcome {
+pub async fn verify(r: &Rules<'_>, call: &Call, method: Option<Method>, raw_code: &str) -> Outcome {
     let work = verify_inner(r, call, method, raw_code);
     match tokio::time::timeout(STORE_DEADLINE, work).await {
         Ok(Ok((outcome, used, detail))) => {
@@ -535,7 +525,7 @@ type Decision = (Outcome, Option<Method>, &'static str);
 
 async fn verify_inner(
     r: &Rules<'_>,
-    call: &Call<'_>,
+    call: &Call,
     method: Option<Method>,
     raw_code: &str,
 ) -> anyhow::Result<Decision> {
@@ -576,9 +566,9 @@ async fn verify_inner(
     Ok(decision)
 }
 
-fn locked_now(call: &Call<'_>, limit: Limit) {
+fn locked_now(call: &Call, limit: Limit) {
     metrics::counter!("twofactor_lockouts_total", "limit" => limit_label(limit)).increment(1);
-    tracing::warn!(target: "audit", event = "locked", customer = %call.customer, caller = call.number.map(CallerNumber::masked).unwrap_or_default(), outcome = "locked", detail = limit.message(), "locked after too many wrong codes");
+    tracing::warn!(target: "audit", event = "locked", customer = %call.customer, caller = call.number.as_ref().map(CallerNumber::masked).unwrap_or_default(), outcome = "locked", detail = limit.message(), "locked after too many wrong codes");
 }
 
 fn limit_label(limit: Limit) -> &'static str {
@@ -593,7 +583,7 @@ fn limit_label(limit: Limit) -> &'static str {
 /// `judge` false only a repeat of the accepted code is recognised.
 async fn judge_code(
     r: &Rules<'_>,
-    call: &Call<'_>,
+    call: &Call,
     method: Option<Method>,
     raw_code: &str,
     judge: bool,
@@ -602,24 +592,24 @@ async fn judge_code(
     let keys = &r.keys;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
-    let Some(record) = r.directory.get(call.customer).await? else {
+    let Some(record) = r.directory.get(&call.customer).await? else {
         // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
         // they still take a store round trip and answer as a customer with no pending code does.
-        r.store.get(&keys.lock(call.customer)).await?;
+        r.store.get(&keys.lock(&call.customer)).await?;
         return Ok((Outcome::CodeExpired, method, "unknown customer"));
     };
     let methods = Methods::offered(r, &record);
     let chosen = match method {
         Some(m) => Some(m),
-        None => remembered(r, call.customer, &methods).await?,
+        None => remembered(r, &call.customer, &methods).await?,
     };
     let (lock, failures, limit) = lock_of(r, call);
     let attempt_keys = AttemptKeys {
         lock,
         failures,
-        accepted: keys.accepted(call.customer),
-        choice: keys.choice(call.customer),
-        code: keys.code(call.customer),
+        accepted: keys.accepted(&call.customer),
+        choice: keys.choice(&call.customer),
+        code: keys.code(&call.customer),
     };
     let l = &s.lockout;
     let rule = Lockout {
@@ -627,7 +617,7 @@ async fn judge_code(
         window: Duration::from_secs(l.window_seconds),
         lock_for: Duration::from_secs(l.duration_seconds),
         // Without a call id a repeat cannot be told from a guess: it counts as any attempt.
-        grace: match call.id {
+        grace: match &call.id {
             Some(_) => Duration::from_secs(s.codes.retry_grace_seconds),
             None => Duration::ZERO,
         },
@@ -636,7 +626,7 @@ async fn judge_code(
     let (verdict, used) = if chosen == Some(Method::Authenticator) {
         // Judged against the authenticator only: a pending sent code is never touched here, even
         // for a customer without an authenticator (whose attempt then counts as wrong).
-        let secret = r.directory.totp_secret(call.customer, &record)?;
+        let secret = r.directory.totp_secret(&call.customer, &record)?;
         let matched = secret
             .as_deref()
             .and_then(|secret| crate::totp::check(&s.totp, secret, code, r.clock.now_unix()));
@@ -646,7 +636,7 @@ async fn judge_code(
             .store
             .verify_totp(
                 &attempt_keys,
-                &keys.totp_step(call.customer),
+                &keys.totp_step(&call.customer),
                 matched,
                 Duration::from_secs(step_ttl),
                 &candidates,

@@ -69,6 +69,15 @@ impl Params {
             .transpose()
     }
 
+    /// Who the request is about: customer, call id and caller number.
+    pub fn call(&self, ctx: &Ctx<'_>) -> Result<crate::codes::Call, ApiError> {
+        Ok(crate::codes::Call {
+            customer: self.customer_id(ctx)?,
+            id: self.call_id(ctx)?,
+            number: self.caller_number(ctx),
+        })
+    }
+
     /// The caller's number (ANI) when one is passed; anything that is not a number is ignored.
     pub fn caller_number(&self, ctx: &Ctx<'_>) -> Option<CallerNumber> {
         self.first(&ctx.settings.gia.caller_number_params)

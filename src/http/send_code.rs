@@ -20,14 +20,7 @@ pub async fn send_code(
         settings: &snapshot.settings,
     };
     let params = params::extract(&ctx, &req, payload).await?;
-    let customer = params.customer_id(&ctx)?;
-    let call_id = params.call_id(&ctx)?;
-    let number = params.caller_number(&ctx);
-    let call = crate::codes::Call {
-        customer: &customer,
-        id: call_id.as_ref(),
-        number: number.as_ref(),
-    };
+    let call = params.call(&ctx)?;
     let method = params.method(&ctx)?.ok_or_else(|| {
         ctx.err(
             ErrorKind::BadRequest,

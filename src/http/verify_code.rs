@@ -20,14 +20,7 @@ pub async fn verify_code(
         settings: &snapshot.settings,
     };
     let params = params::extract(&ctx, &req, payload).await?;
-    let customer = params.customer_id(&ctx)?;
-    let call_id = params.call_id(&ctx)?;
-    let number = params.caller_number(&ctx);
-    let call = crate::codes::Call {
-        customer: &customer,
-        id: call_id.as_ref(),
-        number: number.as_ref(),
-    };
+    let call = params.call(&ctx)?;
     let method = params.method(&ctx)?;
     // Present but empty (the caller said nothing) is a wrong code; absent is a malformed request.
     let code = params.get("authCode_nbest1").ok_or_else(|| {

@@ -197,6 +197,17 @@ pub async fn spawn_app_customised(
     let outbox = PathBuf::from(&settings.delivery.outbox_file);
     let mut state = AppState::from_settings(settings).await.expect("state");
     customise(&mut state);
+    serve(kind, state, outbox, prefix, dir).await
+}
+
+/// Starts the server around `state` on port 0 and wraps it for the test.
+async fn serve(
+    kind: StoreKind,
+    state: AppState,
+    outbox: PathBuf,
+    prefix: String,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let app = Application::build_with_state(state)
         .await
         .expect("app builds");
@@ -589,27 +600,7 @@ pub async fn spawn_app_sharing(first: &TestApp, overrides: &str) -> TestApp {
         }
         StoreKind::Redis => AppState::from_settings(settings).await.expect("state"),
     };
-    let app = Application::build_with_state(state)
-        .await
-        .expect("app builds");
-    let port = app.port();
-    let admin_address = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        admin_address,
-        port,
-        kind: first.kind,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
-        state,
-        outbox,
-        prefix: first.prefix.clone(),
-        dir,
-    }
+    serve(first.kind, state, outbox, first.prefix.clone(), dir).await
 }
 
 /// Runs the real `twofactor` binary with `args` against the test Redis under `prefix`, with
