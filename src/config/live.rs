@@ -565,7 +565,12 @@ pub async fn patch(
     }
     let live = &state.live;
     let doc = unseal(&state.keyring, &overlay.doc)?;
-    let current = live.base().with_overlay(&doc)?;
+    // A stored overlay that does not apply (the patch may be what mends it) leaves the settings in
+    // effect as what placeholders and the history refer to.
+    let current = live
+        .base()
+        .with_overlay(&doc)
+        .unwrap_or_else(|_| state.snapshot().settings.clone());
     restore_placeholders(&mut patch, &current)?;
     let mut next = doc.clone();
     json_patch::merge(&mut next, &patch);
@@ -612,12 +617,15 @@ pub async fn patch(
     Ok((version, settings))
 }
 
-/// The current settings as a GET shows them, with their version (the ETag), read fresh from the
-/// store so an admin never edits a version this instance has not applied yet.
+/// The settings in effect as a GET shows them, and the stored overlay's version (the ETag), read
+/// fresh so an admin edits the latest version. When that version could not be applied here, the
+/// settings shown are the last good ones, and a patch on top of it meets the same validation, so
+/// the admin can mend the overlay through the API.
 pub async fn current(state: &AppState) -> anyhow::Result<(u64, Value)> {
     refresh(state).await?;
+    let (_, overlay) = read(state).await?;
     let snapshot = state.snapshot();
-    Ok((state.live.applied_version(), view(&snapshot.settings)))
+    Ok((overlay.version, view(&snapshot.settings)))
 }
 
 /// The last changes, newest first.

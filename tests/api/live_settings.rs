@@ -356,6 +356,21 @@ async fn an_overlay_that_cannot_apply_keeps_the_last_good_settings(kind: StoreKi
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+
+    // The admin mends it through the API: the ETag is the stored version, and a patch over it
+    // is validated as a whole, naming the bad key until it is fixed.
+    let shown = get(&b).await;
+    assert_eq!(shown.etag, "\"99\"");
+    assert_eq!(shown.body["codes"]["digits"], 8, "the settings in effect");
+    let still_bad = patch(&b, &shown.etag, json!({"codes": {"ttl_seconds": 120}})).await;
+    assert_eq!(still_bad.status, 400);
+    assert_eq!(still_bad.body["key"], "codes.digits");
+    let mended = patch(&b, &shown.etag, json!({"codes": {"digits": 7}})).await;
+    assert_eq!(mended.status, 200, "{}", mended.body);
+    within_two_seconds("A at 7 digits", || async {
+        a.state.snapshot().settings.codes.digits == 7
+    })
+    .await;
 }
 both_stores!(
     an_overlay_that_cannot_apply_keeps_the_last_good_settings_and_readiness,

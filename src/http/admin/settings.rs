@@ -27,9 +27,7 @@ pub async fn get(
     _: AdminPrincipal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let (version, view) = live::current(&state)
-        .await
-        .map_err(|e| AdminError::internal(&format!("{e:#}")))?;
+    let (version, view) = live::current(&state).await.map_err(fault)?;
     Ok(answer(version, &view))
 }
 
@@ -94,7 +92,7 @@ pub async fn patch(
             e.key = key;
             Err(e)
         }
-        Err(PatchError::Fault(e)) => Err(AdminError::internal(&format!("{e:#}"))),
+        Err(PatchError::Fault(e)) => Err(fault(e)),
     }
 }
 
@@ -103,10 +101,16 @@ pub async fn history(
     _: AdminPrincipal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let changes = live::history(&state)
-        .await
-        .map_err(|e| AdminError::internal(&format!("{e:#}")))?;
+    let changes = live::history(&state).await.map_err(fault)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(serde_json::json!({ "changes": changes })))
+}
+
+/// A store that is away answers 503 as elsewhere in the admin API; anything else is an opaque 500.
+fn fault(e: anyhow::Error) -> AdminError {
+    match e.downcast::<crate::store::StoreError>() {
+        Ok(store) => AdminError::from(store),
+        Err(other) => AdminError::internal(&format!("{other:#}")),
+    }
 }
