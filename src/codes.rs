@@ -20,7 +20,7 @@ use crate::directory::Directory;
 use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
 use crate::state::{AppState, Clock};
 use crate::store::Keys;
-use crate::store::{AttemptKeys, Claim, Judged, Lockout, Store};
+use crate::store::{AttemptKeys, Claim, Judged, Lockout, StateKeys, Store};
 
 /// However a store stalls, a callflow hears an answer within this (sending: plus its transport's
 /// own timeout).
@@ -353,9 +353,12 @@ async fn send_inner(
         Method::Email => r.settings.email.smtp.timeout_ms,
         _ => r.settings.sms.timeout_ms,
     } + 1000;
+    let started = std::time::Instant::now();
     let delivered = tokio::time::timeout(Duration::from_millis(budget_ms), delivery)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {budget_ms} ms")));
+    metrics::histogram!("twofactor_delivery_duration_seconds", "channel" => method.as_str(), "outcome" => if delivered.is_ok() { "sent" } else { "failed" })
+        .record(started.elapsed().as_secs_f64());
     if let Err(cause) = delivered {
         // No usable code may outlive a failed delivery, and the caller's send allowance is
         // returned; only this send's code goes (a racing resend's code stays). The clean-up runs
@@ -391,9 +394,12 @@ async fn prepare_send(
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
     let keys = &r.keys;
-    let Some(record) = r.directory.get(&call.customer).await? else {
+    let (state_keys, limit) = state_keys(r, call);
+    let state = r.store.customer_state(&state_keys).await?;
+    let Some(json) = state.record else {
         return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
+    let record = Directory::parse(&call.customer, &json)?;
     let methods = Methods::offered(r, &record);
     if !methods.has(method) {
         let has = match method {
@@ -407,8 +413,7 @@ async fn prepare_send(
             (Outcome::NotFound, "method not verified for customer")
         }));
     }
-    let (lock, _, limit) = lock_of(r, call);
-    if r.store.get(&lock).await?.is_some() {
+    if state.locked {
         return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
     }
     if let Some(line) = line(r, call)
@@ -420,29 +425,19 @@ async fn prepare_send(
     let ttl = Duration::from_secs(s.codes.ttl_seconds);
     if method == Method::Authenticator {
         r.store
-            .set(&keys.choice(&call.customer), method.as_str(), Some(ttl))
+            .set(&state_keys.choice, method.as_str(), Some(ttl))
             .await?;
         return Ok(Err((
             Outcome::Success,
             "authenticator chosen, nothing sent",
         )));
     }
-    // Count first, so racing sends cannot all slip under the limit.
-    let sends_key = keys.sends(&call.customer);
-    let sends = r
-        .store
-        .incr_window(&sends_key, Duration::from_secs(s.codes.send_window_seconds))
-        .await?;
-    if sends > u64::from(s.codes.max_sends) {
-        metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
-        return Ok(Err((Outcome::SendLimited(None), "send limit reached")));
-    }
-    let mut counters = vec![sends_key.clone()];
+    // The per-number cap lives in the number's own slot, so it is counted before the send itself.
+    let mut counters = Vec::new();
     if let (Method::Sms, Some(phone)) = (method, &methods.sms) {
         // Keyed by a digest, so the keyspace holds no phone number.
         let key = keys.sms_number(&r.keyring.digest(&["sms-number", phone.e164()]));
         if let Some(reason) = sms_refusal(r, phone, &key).await? {
-            r.store.decr(&sends_key).await?;
             metrics::counter!("twofactor_send_refused_total", "reason" => reason).increment(1);
             tracing::warn!(customer = %call.customer, number = %phone, reason, "SMS send refused");
             return Ok(Err((Outcome::SendLimited(None), reason)));
@@ -452,8 +447,8 @@ async fn prepare_send(
         }
     }
 
+    // Counted and written in one atomic step, so racing sends cannot all slip under the limit.
     let code = generate_code(s.codes.digits);
-    let code_key = keys.code(&call.customer);
     let digest = digests(
         r,
         call,
@@ -462,21 +457,51 @@ async fn prepare_send(
         code.expose_secret(),
     )
     .swap_remove(0);
-    r.store
-        .put_code(&code_key, &digest, method.as_str(), ttl)
+    let sends_key = keys.sends(&call.customer);
+    let reserved = r
+        .store
+        .reserve_send(
+            &sends_key,
+            &state_keys.code,
+            &state_keys.choice,
+            s.codes.max_sends,
+            Duration::from_secs(s.codes.send_window_seconds),
+            &digest,
+            method.as_str(),
+            ttl,
+        )
         .await?;
-    r.store
-        .set(&keys.choice(&call.customer), method.as_str(), Some(ttl))
-        .await?;
+    if reserved.is_none() {
+        for key in &counters {
+            r.store.decr(key).await?;
+        }
+        metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
+        return Ok(Err((Outcome::SendLimited(None), "send limit reached")));
+    }
+    counters.push(sends_key);
     Ok(Ok((
         methods,
         Pending {
             code,
-            code_key,
+            code_key: state_keys.code,
             digest,
             counters,
         },
     )))
+}
+
+/// The keys a request reads first, with the lock that applies to it, and which limit that lock is.
+fn state_keys(r: &Rules<'_>, call: &Call) -> (StateKeys, Limit) {
+    let (lock, _, limit) = lock_of(r, call);
+    (
+        StateKeys {
+            record: r.keys.customer(&call.customer),
+            choice: r.keys.choice(&call.customer),
+            code: r.keys.code(&call.customer),
+            lock,
+        },
+        limit,
+    )
 }
 
 /// Why an SMS to `phone` must not go out: a country outside the allow-list, or the number's hourly cap.
@@ -592,25 +617,45 @@ async fn judge_code(
     let keys = &r.keys;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
-    let Some(record) = r.directory.get(&call.customer).await? else {
-        // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
-        // they still take a store round trip and answer as a customer with no pending code does.
-        r.store.get(&keys.lock(&call.customer)).await?;
-        return Ok((Outcome::CodeExpired, method, "unknown customer"));
-    };
-    let methods = Methods::offered(r, &record);
-    let chosen = match method {
-        Some(m) => Some(m),
-        None => remembered(r, &call.customer, &methods).await?,
-    };
+    let (state_keys, _) = state_keys(r, call);
+    let state = r.store.customer_state(&state_keys).await?;
     let (lock, failures, limit) = lock_of(r, call);
     let attempt_keys = AttemptKeys {
         lock,
         failures,
         accepted: keys.accepted(&call.customer),
-        choice: keys.choice(&call.customer),
-        code: keys.code(&call.customer),
+        choice: state_keys.choice,
+        code: state_keys.code,
     };
+    let l = &s.lockout;
+    let Some(json) = state.record else {
+        // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
+        // they still take the second round trip (which, not judging, writes nothing) and answer
+        // as a customer with no pending code does.
+        let rule = Lockout {
+            max: l.max_failures,
+            window: Duration::ZERO,
+            lock_for: Duration::ZERO,
+            grace: Duration::ZERO,
+            discard_code_on_lock: false,
+        };
+        r.store
+            .verify_code(&attempt_keys, &[], &rule, 1, false)
+            .await?;
+        return Ok((Outcome::CodeExpired, method, "unknown customer"));
+    };
+    let record = Directory::parse(&call.customer, &json)?;
+    let methods = Methods::offered(r, &record);
+    // The method when the request names none: the remembered choice, else the pending sent
+    // code's, else the authenticator if enrolled, else the only method.
+    let chosen = method.or_else(|| {
+        let remembered = state.choice.or(state.pending_method);
+        match remembered {
+            Some(m) => Method::parse(&m).ok(),
+            None if methods.authenticator => Some(Method::Authenticator),
+            None => methods.only(),
+        }
+    });
     let l = &s.lockout;
     let rule = Lockout {
         max: l.max_failures,
@@ -679,27 +724,6 @@ async fn judge_code(
             "wrong code, code discarded after too many tries",
         ),
         Judged::Replayed => (Outcome::IncorrectCode, used, "authenticator code replayed"),
-    })
-}
-
-/// The method to judge when the request names none: the remembered choice, else the pending sent
-/// code's, else the authenticator if enrolled, else the only method.
-async fn remembered(
-    r: &Rules<'_>,
-    customer: &CustomerId,
-    methods: &Methods,
-) -> anyhow::Result<Option<Method>> {
-    let keys = &r.keys;
-    if let Some(m) = r.store.get(&keys.choice(customer)).await? {
-        return Ok(Method::parse(&m).ok());
-    }
-    if let Some(m) = r.store.pending_method(&keys.code(customer)).await? {
-        return Ok(Method::parse(&m).ok());
-    }
-    Ok(if methods.authenticator {
-        Some(Method::Authenticator)
-    } else {
-        methods.only()
     })
 }
 

@@ -124,12 +124,17 @@ impl Directory {
     }
 
     pub async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, DirectoryError> {
-        match self.store.get(&self.keys.customer(id)).await? {
-            None => Ok(None),
-            Some(json) => serde_json::from_str(&json)
-                .map(Some)
-                .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string())),
-        }
+        self.store
+            .get(&self.keys.customer(id))
+            .await?
+            .map(|json| Self::parse(id, &json))
+            .transpose()
+    }
+
+    /// A stored record as read by a caller that fetched it itself (with other keys, in one trip).
+    pub fn parse(id: &CustomerId, json: &str) -> Result<Customer, DirectoryError> {
+        serde_json::from_str(json)
+            .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))
     }
 
     pub async fn view(&self, id: &CustomerId) -> Result<Option<CustomerView>, DirectoryError> {

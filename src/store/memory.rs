@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, Ttl, Verdict};
+use super::{
+    AttemptKeys, Claim, CustomerState, Judged, Lockout, StateKeys, Store, StoreError, Ttl, Verdict,
+};
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -312,6 +314,63 @@ impl Store for MemoryStore {
             );
         });
         Ok(())
+    }
+
+    async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError> {
+        Ok(self.with(&keys.record, false, |m, now| {
+            let text = |key: &str| match live(m, key, now) {
+                Some(Value::Text(s)) => Some(s.clone()),
+                _ => None,
+            };
+            CustomerState {
+                record: text(&keys.record),
+                choice: text(&keys.choice),
+                pending_method: match live(m, &keys.code, now) {
+                    Some(Value::Code { method, .. }) => Some(method.clone()),
+                    _ => None,
+                },
+                locked: live(m, &keys.lock, now).is_some(),
+            }
+        }))
+    }
+
+    async fn reserve_send(
+        &self,
+        sends_key: &str,
+        code_key: &str,
+        choice_key: &str,
+        max: u32,
+        window: Duration,
+        digest: &str,
+        method: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        self.with(sends_key, true, |m, now| {
+            let n = counter(m, sends_key, now, window)?;
+            if n > u64::from(max) {
+                set_counter(m, sends_key, n - 1);
+                return Ok(None);
+            }
+            m.insert(
+                code_key.to_string(),
+                Entry {
+                    value: Value::Code {
+                        digest: digest.to_string(),
+                        method: method.to_string(),
+                        attempts: 0,
+                    },
+                    expires_at: Some(now + ttl),
+                },
+            );
+            m.insert(
+                choice_key.to_string(),
+                Entry {
+                    value: Value::Text(method.to_string()),
+                    expires_at: Some(now + ttl),
+                },
+            );
+            Ok(Some(n))
+        })
     }
 
     async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -53,6 +53,28 @@ pub struct AttemptKeys {
     pub code: String,
 }
 
+/// The keys of what a request reads of a customer before it decides.
+#[derive(Debug, Clone)]
+pub struct StateKeys {
+    pub record: String,
+    pub choice: String,
+    pub code: String,
+    /// The lock that applies to this request (the customer's, or the pair's).
+    pub lock: String,
+}
+
+/// What a request knows of a customer before it decides, read in one round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerState {
+    /// The customer record's JSON, `None` for an unknown customer.
+    pub record: Option<String>,
+    /// The remembered method.
+    pub choice: Option<String>,
+    /// The method the pending code was sent by, if one is pending.
+    pub pending_method: Option<String>,
+    pub locked: bool,
+}
+
 /// The lockout rule an attempt is judged under.
 #[derive(Debug, Clone, Copy)]
 pub struct Lockout {
@@ -200,6 +222,25 @@ pub trait Store: Send + Sync + 'static {
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     /// Takes back one increment (a send that failed must not count); never below zero.
     async fn decr(&self, key: &str) -> Result<(), StoreError>;
+    /// The customer record, remembered method, pending code's method and lock, in one round trip.
+    async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError>;
+    /// One send in one step: counts it in `sends_key` (a window of `window`, starting at its first
+    /// count) and, while that stays within `max`, writes the pending code (`digest`, sent by
+    /// `method`, no wrong tries, replacing any) and the remembered method, both for `ttl`. Answers
+    /// the send's number, or `None` with nothing counted or written when the window's sends are
+    /// used up.
+    #[allow(clippy::too_many_arguments)]
+    async fn reserve_send(
+        &self,
+        sends_key: &str,
+        code_key: &str,
+        choice_key: &str,
+        max: u32,
+        window: Duration,
+        digest: &str,
+        method: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError>;
     /// Stores a pending code digest (sent by `method`) with no wrong tries yet, replacing any.
     async fn put_code(
         &self,

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{AttemptKeys, Claim, Judged, Lockout, Store, StoreError, StoreUrl, Ttl, Verdict};
+use super::{
+    AttemptKeys, Claim, CustomerState, Judged, Lockout, StateKeys, Store, StoreError, StoreUrl,
+    Ttl, Verdict,
+};
 
 /// Replace the pending code: digest `d`, method `m`, wrong tries `a`.
 static PUT_CODE: LazyLock<Script> = LazyLock::new(|| {
@@ -101,6 +104,32 @@ redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
 accept(ARGV[9])
 return {{1, 0}}"
     ))
+});
+
+/// KEYS: record, choice, code, lock. What a request reads before it decides (false: absent).
+static CUSTOMER_STATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]),
+  redis.call('HGET', KEYS[3], 'm'), redis.call('EXISTS', KEYS[4])}",
+    )
+});
+
+/// KEYS: sends, code, choice. ARGV: max, window ms, digest, method, ttl ms. -1 when the window's
+/// sends are used up (the count taken back), else the send's number.
+static RESERVE_SEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return -1
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'd', ARGV[3], 'm', ARGV[4], 'a', 0)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+return n",
+    )
 });
 
 /// KEYS: lock, count. ARGV: max, window ms. -1 locked, -2 full (nothing counted), else the count.
@@ -376,8 +405,11 @@ impl RedisStore {
     where
         F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
     {
+        let started = std::time::Instant::now();
         let mut conn = self.connection().await?;
         let result = f(&mut conn).await;
+        metrics::histogram!("twofactor_store_round_trip_seconds")
+            .record(started.elapsed().as_secs_f64());
         if let (Err(e), Backend::Sentinel(s)) = (&result, &self.backend) {
             s.forget_on(e);
         }
@@ -554,6 +586,60 @@ impl Store for RedisStore {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError> {
+        let (record, choice, pending_method, locked): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+        ) = self
+            .run(async |c| {
+                CUSTOMER_STATE
+                    .key(&keys.record)
+                    .key(&keys.choice)
+                    .key(&keys.code)
+                    .key(&keys.lock)
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(CustomerState {
+            record,
+            choice,
+            pending_method,
+            locked: locked == 1,
+        })
+    }
+
+    async fn reserve_send(
+        &self,
+        sends_key: &str,
+        code_key: &str,
+        choice_key: &str,
+        max: u32,
+        window: Duration,
+        digest: &str,
+        method: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let n: i64 = self
+            .run(async |c| {
+                RESERVE_SEND
+                    .key(sends_key)
+                    .key(code_key)
+                    .key(choice_key)
+                    .arg(max)
+                    .arg(millis(window))
+                    .arg(digest)
+                    .arg(method)
+                    .arg(millis(ttl))
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok((n >= 0).then_some(n as u64))
     }
 
     async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError> {

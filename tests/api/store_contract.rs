@@ -708,3 +708,117 @@ async fn scan_page_walks_a_prefix(store: Arc<dyn Store>, p: String) {
     assert!(walk(&store, &format!("{p}nothing"), 100).await.is_empty());
 }
 both_backends!(scan_page_walks_a_prefix_agree, scan_page_walks_a_prefix);
+
+async fn customer_state_reads_everything_a_request_needs(store: Arc<dyn Store>, p: String) {
+    let keys = twofactor::store::StateKeys {
+        record: format!("{p}record"),
+        choice: format!("{p}choice"),
+        code: format!("{p}code"),
+        lock: format!("{p}lock"),
+    };
+    let empty = store.customer_state(&keys).await.unwrap();
+    assert_eq!(empty, twofactor::store::CustomerState::default());
+
+    store.set(&keys.record, "{}", None).await.unwrap();
+    store.set(&keys.lock, "1", Some(SHORT)).await.unwrap();
+    let reserved = store
+        .reserve_send(
+            &format!("{p}sends"),
+            &keys.code,
+            &keys.choice,
+            2,
+            LONG,
+            "d",
+            "sms",
+            LONG,
+        )
+        .await
+        .unwrap();
+    let full = store.customer_state(&keys).await.unwrap();
+
+    assert_eq!(reserved, Some(1));
+    assert_eq!(full.record.as_deref(), Some("{}"));
+    assert_eq!(full.choice.as_deref(), Some("sms"));
+    assert_eq!(full.pending_method.as_deref(), Some("sms"));
+    assert!(full.locked);
+    past(SHORT).await;
+    assert!(
+        !store.customer_state(&keys).await.unwrap().locked,
+        "the lock expired"
+    );
+}
+both_backends!(
+    customer_state_reads_everything_a_request_needs_agree,
+    customer_state_reads_everything_a_request_needs
+);
+
+async fn reserve_send_counts_and_writes_only_within_the_limit(store: Arc<dyn Store>, p: String) {
+    let (sends, code, choice) = (
+        format!("{p}sends"),
+        format!("{p}code"),
+        format!("{p}choice"),
+    );
+    let reserve = |digest: &'static str| {
+        let store = store.clone();
+        let (sends, code, choice) = (sends.clone(), code.clone(), choice.clone());
+        async move {
+            store
+                .reserve_send(&sends, &code, &choice, 2, LONG, digest, "email", LONG)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(reserve("first").await, Some(1));
+    assert_eq!(reserve("second").await, Some(2));
+    assert_eq!(reserve("third").await, None, "over the limit");
+    assert_eq!(
+        store.get(&sends).await.unwrap().as_deref(),
+        Some("2"),
+        "not counted"
+    );
+    // The pending code is the last one allowed: the refused send wrote nothing.
+    let keys = attempt_keys(&p);
+    assert_eq!(
+        verify(&store, &p, &["second"], &LENIENT, 3).await.judged,
+        Judged::Accepted
+    );
+    assert_eq!(
+        store.get(&keys.choice).await.unwrap(),
+        None,
+        "forgotten on success"
+    );
+
+    // Racing sends never get past the limit.
+    let q = format!("{p}race:");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let q = q.clone();
+            tokio::spawn(async move {
+                store
+                    .reserve_send(
+                        &format!("{q}sends"),
+                        &format!("{q}code"),
+                        &format!("{q}choice"),
+                        5,
+                        LONG,
+                        "d",
+                        "sms",
+                        LONG,
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let allowed = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().unwrap().is_some())
+        .count();
+    assert_eq!(allowed, 5);
+}
+both_backends!(
+    reserve_send_counts_and_writes_only_within_the_limit_agree,
+    reserve_send_counts_and_writes_only_within_the_limit
+);
