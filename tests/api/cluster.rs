@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{OwnRedis, StoreKind, free_port, own_redis, spawn_app_with};
+use crate::helpers::{OwnRedis, StoreKind, free_port, own_redis, redis_cli, spawn_app_with};
 
 /// CRC16/XMODEM, as Redis Cluster hashes keys into 16384 slots.
 fn slot(tag: &str) -> u16 {
@@ -21,15 +21,6 @@ fn slot(tag: &str) -> u16 {
         }
     }
     crc % 16384
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The slot ranges the master on `port` serves, from its own `CLUSTER NODES` line.
@@ -149,19 +140,9 @@ async fn one_master_down_turns_readiness_503_and_answers_error_fast() {
         let email = format!("{id}@example.com");
         app.add_customer(id, Some(&email), None, None).await;
     }
-    let readyz = async || {
-        let r = app
-            .client
-            .get(format!("{}/readyz", app.address))
-            .send()
-            .await
-            .expect("readyz");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    };
 
     // Act and assert: ready, and the whole flow works on every master.
-    assert_eq!(readyz().await.0, 200);
+    assert_eq!(app.readyz().await.0, 200);
     for id in &ids {
         assert_eq!(app.send(id, "Email").await.xml_status(), "success", "{id}");
         let code = app.last_code_to(&format!("{id}@example.com"));
@@ -173,7 +154,7 @@ async fn one_master_down_turns_readiness_503_and_answers_error_fast() {
     let killed = Instant::now();
     let mut status = 200;
     while status == 200 && killed.elapsed() < Duration::from_secs(10) {
-        status = readyz().await.0;
+        status = app.readyz().await.0;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let not_ready_after = killed.elapsed();

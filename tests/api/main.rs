@@ -27,6 +27,7 @@ mod props;
 mod retry_grace;
 mod rotation;
 mod security;
+mod sentinel;
 mod slow_clients;
 mod store_contract;
 mod totp;
