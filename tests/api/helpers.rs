@@ -711,7 +711,7 @@ pub fn require_redis_tool(program: &str) {
 }
 
 /// Runs `redis-server` with `args` and waits until `port` accepts connections.
-async fn spawn_redis(args: &[&str], port: u16) -> OwnRedis {
+pub async fn spawn_redis(args: &[&str], port: u16) -> OwnRedis {
     require_redis_tool("redis-server");
     // Wrapped at once, so Drop kills and reaps it on every path.
     let server = OwnRedis(

@@ -30,4 +30,5 @@ mod security;
 mod sentinel;
 mod slow_clients;
 mod store_contract;
+mod tls_store;
 mod totp;
