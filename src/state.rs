@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
@@ -44,14 +43,27 @@ pub struct AppState {
 impl AppState {
     /// Connects the store and builds every part the settings name.
     pub async fn from_settings(settings: Settings) -> anyhow::Result<AppState> {
-        let store = crate::store::connect(&settings.store.url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the store at {}",
+        let root_ca = settings.store.root_ca().map_err(anyhow::Error::msg)?;
+        let store = match crate::store::connect_trusting(&settings.store.url, root_ca).await {
+            Ok(store) => store,
+            Err(e) => {
+                // A certificate the service cannot verify is a setting to fix, not a network fault.
+                let hint = if e.to_string().contains("certificate") {
+                    if settings.store.ca_file.is_empty() {
+                        "; the Redis certificate is not from a public CA: set store.ca_file to \
+                         the PEM of the CA that signed it"
+                    } else {
+                        "; the Redis certificate does not chain to the CA in store.ca_file"
+                    }
+                } else {
+                    ""
+                };
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot open the store at {}{hint}",
                     redact_url(&settings.store.url)
-                )
-            })?;
+                )));
+            }
+        };
         Self::with_store(settings, store)
     }
 

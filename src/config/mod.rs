@@ -94,6 +94,31 @@ pub struct StoreSettings {
     pub url: String,
     /// Prepended to every key, so several deployments can share one Redis.
     pub key_prefix: String,
+    /// PEM file of the CA(s) that signed the Redis servers' certificates, for `rediss://` and
+    /// `rediss+cluster://`; when set, the only roots trusted. Empty: the public (webpki) roots.
+    pub ca_file: String,
+}
+
+impl StoreSettings {
+    /// The PEM of `ca_file`, checked to hold at least one certificate; `None` when unset.
+    pub fn root_ca(&self) -> Result<Option<Vec<u8>>, String> {
+        use rustls_pki_types::pem::PemObject;
+        if self.ca_file.is_empty() {
+            return Ok(None);
+        }
+        let pem = std::fs::read(&self.ca_file)
+            .map_err(|e| format!("store.ca_file: cannot read {}: {e}", self.ca_file))?;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("store.ca_file: {} is not PEM: {e}", self.ca_file))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "store.ca_file: {} holds no PEM certificate",
+                self.ca_file
+            ));
+        }
+        Ok(Some(pem))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -564,8 +589,32 @@ impl Settings {
                 "set both tls_cert_file and tls_key_file, or neither",
             ));
         }
-        crate::store::StoreUrl::parse(&self.store.url)
+        let url = crate::store::StoreUrl::parse(&self.store.url)
             .map_err(|reason| invalid("store.url", reason))?;
+        if !self.store.ca_file.is_empty() {
+            // A CA nobody uses would let an operator believe the store is verified against it.
+            let tls = match &url {
+                crate::store::StoreUrl::Redis(u) => u.starts_with("rediss://"),
+                crate::store::StoreUrl::Cluster(nodes) => {
+                    nodes.iter().all(|n| n.starts_with("rediss://"))
+                }
+                crate::store::StoreUrl::Sentinel { .. } => {
+                    return Err(invalid(
+                        "store.ca_file",
+                        "is not supported with Sentinel: rediss+sentinel:// trusts the public \
+                         roots only; use rediss:// or rediss+cluster://, or a certificate from a \
+                         public CA",
+                    ));
+                }
+                crate::store::StoreUrl::Memory => false,
+            };
+            if !tls {
+                return Err(invalid(
+                    "store.ca_file",
+                    "is set but store.url does not use TLS: use rediss://… or rediss+cluster://…",
+                ));
+            }
+        }
         // Braces would make the prefix the Cluster hash tag, putting every key in one slot and
         // breaking the per-customer tags; whitespace and control characters break redis-cli and logs.
         if let Some(c) = self

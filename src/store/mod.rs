@@ -338,7 +338,8 @@ pub async fn check_reachable(settings: &crate::config::Settings) -> Vec<String> 
         return Vec::new();
     }
     let attempt = async {
-        let store = connect(&settings.store.url).await?;
+        let root_ca = settings.store.root_ca().map_err(StoreError::Unavailable)?;
+        let store = connect_trusting(&settings.store.url, root_ca).await?;
         let probe = Keys::new(&settings.store.key_prefix).readiness_probe();
         store.readiness(&probe).await
     };
@@ -353,9 +354,17 @@ pub async fn check_reachable(settings: &crate::config::Settings) -> Vec<String> 
 
 /// Opens the store the URL names.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_trusting(url, None).await
+}
+
+/// Opens the store the URL names; over TLS, `root_ca` (PEM), when given, is the only CA trusted.
+pub async fn connect_trusting(
+    url: &str,
+    root_ca: Option<Vec<u8>>,
+) -> Result<Arc<dyn Store>, StoreError> {
     match StoreUrl::parse(url).map_err(StoreError::Unavailable)? {
         StoreUrl::Memory => Ok(Arc::new(memory::MemoryStore::new())),
-        other => Ok(Arc::new(redis::RedisStore::connect(other).await?)),
+        other => Ok(Arc::new(redis::RedisStore::connect(other, root_ca).await?)),
     }
 }
 

@@ -320,7 +320,15 @@ fn verdict((kind, locked_now): (i64, i64)) -> Result<Verdict, StoreError> {
 }
 
 impl RedisStore {
-    pub async fn connect(url: StoreUrl) -> Result<RedisStore, StoreError> {
+    /// `root_ca` (PEM), when given, replaces the public roots for `rediss://` and `rediss+cluster://`.
+    pub async fn connect(
+        url: StoreUrl,
+        root_ca: Option<Vec<u8>>,
+    ) -> Result<RedisStore, StoreError> {
+        let certs = root_ca.map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -333,7 +341,11 @@ impl RedisStore {
                 ));
             }
             StoreUrl::Redis(u) => {
-                let client = redis::Client::open(u.as_str()).map_err(unavailable)?;
+                let client = match certs {
+                    Some(certs) => redis::Client::build_with_tls(u.as_str(), certs),
+                    None => redis::Client::open(u.as_str()),
+                }
+                .map_err(unavailable)?;
                 pubsub = Some(client.clone());
                 Conn::Single(
                     client
@@ -347,6 +359,12 @@ impl RedisStore {
                 service,
                 tls,
             } => {
+                if certs.is_some() {
+                    // Config validation refuses this; a CA silently ignored would be worse.
+                    return Err(StoreError::Unavailable(
+                        "a private CA (store.ca_file) is not supported with Sentinel".into(),
+                    ));
+                }
                 // The credentials in the URL (on the first node) are the master's too.
                 let first = redis::IntoConnectionInfo::into_connection_info(nodes[0].as_str())
                     .map_err(unavailable)?;
@@ -373,7 +391,11 @@ impl RedisStore {
                 });
             }
             StoreUrl::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                let mut builder = redis::cluster::ClusterClientBuilder::new(nodes);
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                let client = builder
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(CLUSTER_RETRIES)

@@ -1,11 +1,11 @@
 //! Readiness that tells the truth, on a real Redis Cluster of three masters: ready and working on
-//! every master, then one master killed: `/readyz` turns 503 and callflows hear the `error` status
-//! quickly, never a 5xx. Also: a Redis that may evict keys is reported as a readiness warning.
+//! every master (and for 30 customers spread over the three), then one master killed: `/readyz`
+//! turns 503 and callflows hear the `error` status quickly, never a 5xx. Also: a Redis that may evict keys is reported as a readiness warning.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{OwnRedis, StoreKind, free_port, own_redis, spawn_app_with};
+use crate::helpers::{OwnRedis, StoreKind, free_port, own_redis, redis_cli, spawn_app_with};
 
 /// CRC16/XMODEM, as Redis Cluster hashes keys into 16384 slots.
 fn slot(tag: &str) -> u16 {
@@ -21,15 +21,6 @@ fn slot(tag: &str) -> u16 {
         }
     }
     crc % 16384
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The slot ranges the master on `port` serves, from its own `CLUSTER NODES` line.
@@ -149,31 +140,61 @@ async fn one_master_down_turns_readiness_503_and_answers_error_fast() {
         let email = format!("{id}@example.com");
         app.add_customer(id, Some(&email), None, None).await;
     }
-    let readyz = async || {
-        let r = app
-            .client
-            .get(format!("{}/readyz", app.address))
-            .send()
-            .await
-            .expect("readyz");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    };
 
-    // Act and assert: ready, and the whole flow works on every master.
-    assert_eq!(readyz().await.0, 200);
-    for id in &ids {
+    // 30 more customers, wherever their ids hash: the flow must not depend on the slot.
+    let spread: Vec<String> = (0..30).map(|n| format!("70{n:02}")).collect();
+    for id in &spread {
+        let email = format!("{id}@example.com");
+        app.add_customer(id, Some(&email), None, None).await;
+    }
+
+    // Act and assert: ready, and the whole flow works for every customer.
+    assert_eq!(app.readyz().await.0, 200);
+    for id in ids.iter().chain(&spread) {
         assert_eq!(app.send(id, "Email").await.xml_status(), "success", "{id}");
         let code = app.last_code_to(&format!("{id}@example.com"));
         assert_eq!(app.verify(id, &code).await.xml_status(), "success", "{id}");
     }
+    // Each customer's keys sit in its own hash-tag slot on the master serving that slot, and the
+    // 30 spread customers landed on every master.
+    let mut per_master = [0usize; 3];
+    for id in &spread {
+        let tag_slot: u16 = redis_cli(
+            cluster.ports[0],
+            &["cluster", "keyslot", &format!("{{{id}}}")],
+        )
+        .trim()
+        .parse()
+        .expect("a slot");
+        assert_eq!(tag_slot, slot(id), "{id}");
+        let owner = (0..3)
+            .find(|i| {
+                slots_of(cluster.ports[*i])
+                    .iter()
+                    .any(|(a, b)| (*a..=*b).contains(&tag_slot))
+            })
+            .expect("a master serves every slot");
+        let keys: u64 = redis_cli(
+            cluster.ports[owner],
+            &["cluster", "countkeysinslot", &tag_slot.to_string()],
+        )
+        .trim()
+        .parse()
+        .expect("a count");
+        assert!(keys > 0, "{id}: no keys in slot {tag_slot} on its master");
+        per_master[owner] += 1;
+    }
+    assert!(
+        per_master.iter().all(|n| *n > 0),
+        "customers per master: {per_master:?}"
+    );
 
     // Act: one master goes away.
     cluster.kill(0);
     let killed = Instant::now();
     let mut status = 200;
     while status == 200 && killed.elapsed() < Duration::from_secs(10) {
-        status = readyz().await.0;
+        status = app.readyz().await.0;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let not_ready_after = killed.elapsed();

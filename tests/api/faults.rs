@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{StoreKind, free_port, own_redis, spawn_app_with};
+use crate::helpers::{Load, StoreKind, assert_shots_sane, free_port, own_redis, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_answers_error_quickly_and_not_ready() {
@@ -49,4 +49,101 @@ async fn redis_going_away_answers_error_quickly_and_not_ready() {
         "three answers took {elapsed:?}"
     );
     assert_eq!(ready.status().as_u16(), 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_away_under_load_answers_error_in_time_and_recovers_by_itself() {
+    // Arrange: a Redis that keeps its data over a restart (AOF, as README asks for production),
+    // so the customers are there when it comes back.
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().display().to_string();
+    let persistent = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        data.as_str(),
+    ];
+    let redis = own_redis(port, &persistent).await;
+    let app = spawn_app_with(
+        StoreKind::Memory,
+        &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\""),
+    )
+    .await;
+    let customers: Vec<String> = (0..16).map(|i| format!("30{i:02}")).collect();
+    for id in &customers {
+        app.add_customer(id, Some(&format!("{id}@example.com")), None, None)
+            .await;
+    }
+    assert_eq!(app.readyz().await.0, 200);
+
+    // Act: 16 request loops; Redis is killed for 3 s, then started again on the same port.
+    let load = Load::start(&app, &customers);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(redis);
+    let killed = Instant::now();
+    let mut down_readiness = Vec::new();
+    while killed.elapsed() < Duration::from_secs(3) {
+        down_readiness.push(app.readyz().await.0);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Answers finished before this moment come from a Redis that was certainly down.
+    let restarting = Instant::now();
+    let _redis = own_redis(port, &persistent).await;
+    let restarted = Instant::now();
+    let mut ready = app.readyz().await.0;
+    while ready != 200 && restarted.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ready = app.readyz().await.0;
+    }
+    let ready_after = restarted.elapsed();
+    let recovered = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let shots = load.stop().await;
+
+    // Assert: the store deadline is 5 s; nothing waits past it (plus a margin), nothing is a 5xx.
+    assert_shots_sane(&shots, Duration::from_millis(6500));
+    assert!(
+        down_readiness.iter().all(|s| *s == 503),
+        "/readyz while Redis was down: {down_readiness:?}"
+    );
+    assert_eq!(
+        ready, 200,
+        "/readyz not 200 {ready_after:?} after Redis came back"
+    );
+    assert!(
+        ready_after < Duration::from_secs(5),
+        "/readyz took {ready_after:?} to turn 200"
+    );
+    let during: Vec<_> = shots
+        .iter()
+        .filter(|s| s.at > killed + Duration::from_millis(100) && s.at + s.took < restarting)
+        .collect();
+    assert!(!during.is_empty(), "no requests while Redis was down");
+    assert!(
+        during.iter().all(|s| s.status == "error"),
+        "answers while Redis was down: {:?}",
+        during.iter().find(|s| s.status != "error")
+    );
+    let after: Vec<_> = shots.iter().filter(|s| s.at >= recovered).collect();
+    assert!(!after.is_empty(), "no requests after Redis came back");
+    assert!(
+        after.iter().all(|s| s.status != "error"),
+        "errors after Redis came back: {:?}",
+        after.iter().find(|s| s.status == "error")
+    );
+    assert!(
+        after
+            .iter()
+            .any(|s| s.path == crate::helpers::METHODS && s.status == "success"),
+        "no customer found after Redis came back"
+    );
+    eprintln!(
+        "redis away: {} requests, {} during the outage, slowest {:?}; ready {ready_after:?} after the restart",
+        shots.len(),
+        during.len(),
+        shots.iter().map(|s| s.took).max().unwrap_or_default()
+    );
 }

@@ -659,20 +659,64 @@ impl Drop for OwnRedis {
 
 /// Starts `redis-server` on `port` with `extra` arguments and waits until it accepts connections.
 pub async fn own_redis(port: u16, extra: &[&str]) -> OwnRedis {
+    let port_arg = port.to_string();
+    let mut args = vec![
+        "--port",
+        &port_arg,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    args.extend_from_slice(extra);
+    spawn_redis(&args, port).await
+}
+
+/// Starts a Sentinel (`redis-server FILE --sentinel`) on `port` monitoring `master` as `name` with
+/// a quorum of 2, a master declared down after 1 s and a failover timeout of 3 s. Its config file
+/// goes in `dir`: Sentinel rewrites that file as it learns the topology, so it must be writable.
+pub async fn own_sentinel(port: u16, master: u16, name: &str, dir: &std::path::Path) -> OwnRedis {
+    let conf = dir.join(format!("sentinel-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor {name} 127.0.0.1 {master} 2\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 3000\n\
+             sentinel parallel-syncs {name} 1\n",
+            dir.display()
+        ),
+    )
+    .expect("sentinel config written");
+    let conf = conf.display().to_string();
+    spawn_redis(&[&conf, "--sentinel"], port).await
+}
+
+/// Fails the test, saying what to install, when `program` (a Redis tool) is not on the PATH.
+pub fn require_redis_tool(program: &str) {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{program} is not installed: these tests start real Redis servers. Install it with \
+         `apt-get install -y redis-server redis-tools` (Debian/Ubuntu) or `brew install redis`."
+    );
+}
+
+/// Runs `redis-server` with `args` and waits until `port` accepts connections.
+pub async fn spawn_redis(args: &[&str], port: u16) -> OwnRedis {
+    require_redis_tool("redis-server");
     // Wrapped at once, so Drop kills and reaps it on every path.
     let server = OwnRedis(
         Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -687,5 +731,161 @@ pub async fn own_redis(port: u16, extra: &[&str]) -> OwnRedis {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("redis-server did not start on {port}");
+    panic!("redis-server {args:?} did not start on {port}");
+}
+
+/// `redis-cli` against 127.0.0.1:`port`; its stdout.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    require_redis_tool("redis-cli");
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl TestApp {
+    /// GET /readyz: its HTTP status and body.
+    pub async fn readyz(&self) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .expect("readyz");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+}
+
+/// Every `<status>` the test settings can answer (`STATUSES`).
+pub const KNOWN_STATUSES: [&str; 7] = [
+    "success",
+    "not found",
+    "incorrect code",
+    "expired",
+    "locked",
+    "send limited",
+    "error",
+];
+
+/// One request a load loop made.
+#[derive(Debug, Clone)]
+pub struct Shot {
+    /// When it was sent.
+    pub at: std::time::Instant,
+    pub took: Duration,
+    pub path: &'static str,
+    /// The HTTP status; 0 when no answer came (connection refused or reset).
+    pub http: u16,
+    /// The `<status>` text, or what went wrong without an answer.
+    pub status: String,
+}
+
+/// Request loops running against an app while a test breaks its store: each loop takes one
+/// customer and cycles through the three callflow endpoints (wrong codes, so nothing needs an
+/// outbox read), recording every answer and how long it took.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    loops: Vec<tokio::task::JoinHandle<Vec<Shot>>>,
+}
+
+impl Load {
+    pub fn start(app: &TestApp, customers: &[String]) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let loops = customers
+            .iter()
+            .map(|customer| {
+                let (stop, client, base, customer) = (
+                    stop.clone(),
+                    app.client.clone(),
+                    app.address.clone(),
+                    customer.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut shots = Vec::new();
+                    let steps: [(&'static str, &[(&str, &str)]); 3] = [
+                        (METHODS, &[]),
+                        (SEND, &[("TwoFactorAuthSelectedMethod", "Email")]),
+                        (VERIFY, &[("authCode_nbest1", "000000")]),
+                    ];
+                    for (path, extra) in steps.iter().cycle() {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let at = std::time::Instant::now();
+                        let sent = client
+                            .get(format!("{base}{path}"))
+                            .query(&[("CustomerId", customer.as_str())])
+                            .query(extra)
+                            .send()
+                            .await;
+                        let (http, status) = match sent {
+                            Ok(res) => {
+                                let http = res.status().as_u16();
+                                let body = res.text().await.unwrap_or_default();
+                                let status = between(&body, "<status>", "</status>")
+                                    .unwrap_or_else(|| format!("no <status> in {body:?}"));
+                                (http, status)
+                            }
+                            Err(e) => (0, format!("no answer: {e}")),
+                        };
+                        shots.push(Shot {
+                            at,
+                            took: at.elapsed(),
+                            path,
+                            http,
+                            status,
+                        });
+                    }
+                    shots
+                })
+            })
+            .collect();
+        Load { stop, loops }
+    }
+
+    /// Stops the loops and returns every shot, in the order each loop made them.
+    pub async fn stop(self) -> Vec<Shot> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = Vec::new();
+        for l in self.loops {
+            all.extend(l.await.expect("a load loop ends without panicking"));
+        }
+        all
+    }
+}
+
+/// Asserts every shot was an XML answer with a known status, 200 or 4xx never 5xx, within `limit`.
+pub fn assert_shots_sane(shots: &[Shot], limit: Duration) {
+    assert!(!shots.is_empty(), "the load loops made no requests");
+    for s in shots {
+        assert!(
+            (200..500).contains(&s.http) && KNOWN_STATUSES.contains(&s.status.as_str()),
+            "{} answered {} {:?}",
+            s.path,
+            s.http,
+            s.status
+        );
+        assert!(
+            s.took < limit,
+            "{} took {:?} (limit {limit:?}), answering {:?}",
+            s.path,
+            s.took,
+            s.status
+        );
+    }
+}
+
+/// Polls `check` every 100 ms until it holds; fails the test with `what` after `within`.
+pub async fn wait_until(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not so after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -27,6 +27,8 @@ mod props;
 mod retry_grace;
 mod rotation;
 mod security;
+mod sentinel;
 mod slow_clients;
 mod store_contract;
+mod tls_store;
 mod totp;
