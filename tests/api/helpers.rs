@@ -660,6 +660,8 @@ impl Drop for OwnRedis {
 /// Starts `redis-server` on `port` with `extra` arguments and waits until it accepts connections.
 pub async fn own_redis(port: u16, extra: &[&str]) -> OwnRedis {
     let port_arg = port.to_string();
+    // A replica's full sync writes an RDB file even with saving off: never into the checkout.
+    let dir = std::env::temp_dir().display().to_string();
     let mut args = vec![
         "--port",
         &port_arg,
@@ -669,6 +671,8 @@ pub async fn own_redis(port: u16, extra: &[&str]) -> OwnRedis {
         "",
         "--appendonly",
         "no",
+        "--dir",
+        &dir,
     ];
     args.extend_from_slice(extra);
     spawn_redis(&args, port).await
