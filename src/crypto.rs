@@ -37,6 +37,12 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> subtle::Choice {
     Sha256::digest(a).ct_eq(&Sha256::digest(b))
 }
 
+/// 128 random bits as hex: ids that must not be guessed or repeat.
+pub fn random_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
     #[error("ciphertext is not in the v1.<key id>.<data> form")]

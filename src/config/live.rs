@@ -33,7 +33,15 @@ const FILE_ONLY: [&str; 2] = ["email.smtp.password_file", "email.smtp.ca_file"];
 pub const PLACEHOLDER: &str = "(secret)";
 
 /// Paths of the overlay that are sealed in the store: they hold or may hold credentials.
-const SEALED: [&str; 3] = ["/email/smtp/password", "/sms/url", "/sms/request_headers"];
+const SEALED: [&str; 4] = [
+    "/email/smtp/password",
+    "/sms/url",
+    "/sms/request_headers",
+    "/sms/request_body",
+];
+
+/// Headers whose values are shown: they describe the message, never authenticate it.
+const PLAIN_HEADERS: [&str; 4] = ["content-type", "accept", "accept-language", "user-agent"];
 
 /// How many changes `GET /admin/v1/settings/history` keeps.
 const HISTORY: usize = 100;
@@ -63,10 +71,12 @@ impl Snapshot {
 pub struct Live {
     current: ArcSwap<Snapshot>,
     base: Settings,
-    /// The overlay version the current snapshot was made from (0: none).
-    applied: AtomicU64,
+    /// The overlay (version and id) the current snapshot was made from (0 and "": none).
+    applied: std::sync::Mutex<(u64, String)>,
     /// The last overlay version that could not be applied, so it is reported once.
     failed: AtomicU64,
+    /// Held from reading an overlay to installing it, so an older read never replaces a newer one.
+    applying: tokio::sync::Mutex<()>,
 }
 
 impl Live {
@@ -74,8 +84,9 @@ impl Live {
         Live {
             base: snapshot.settings.clone(),
             current: ArcSwap::from_pointee(snapshot),
-            applied: AtomicU64::new(0),
+            applied: std::sync::Mutex::new((0, String::new())),
             failed: AtomicU64::new(0),
+            applying: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -95,28 +106,37 @@ impl Live {
     }
 
     pub fn applied_version(&self) -> u64 {
-        self.applied.load(Ordering::SeqCst)
+        self.applied().0
     }
 
-    /// Makes `settings` (from overlay `version`) current. The senders are rebuilt only when what
-    /// they are made of changed, so an SMTP pool survives a change of code length.
-    pub fn install(&self, version: u64, settings: Settings) -> anyhow::Result<()> {
+    fn applied(&self) -> (u64, String) {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A snapshot of `settings`, keeping the current senders when what they are made of did not
+    /// change, so an SMTP pool survives a change of code length.
+    fn prepare(&self, settings: Settings) -> anyhow::Result<Snapshot> {
         let current = self.load();
-        let snapshot = if delivery_fingerprint(&current.settings) == delivery_fingerprint(&settings)
-        {
-            Snapshot {
+        if delivery_fingerprint(&current.settings) == delivery_fingerprint(&settings) {
+            return Ok(Snapshot {
                 settings,
                 email: current.email.clone(),
                 sms: current.sms.clone(),
-            }
-        } else {
-            Snapshot::build(settings)?
-        };
+            });
+        }
+        Snapshot::build(settings)
+    }
+
+    /// Makes `snapshot`, made from overlay `overlay`, current.
+    fn install(&self, overlay: &Overlay, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
-        self.applied.store(version, Ordering::SeqCst);
-        metrics::gauge!("twofactor_settings_version").set(version as f64);
+        *self.applied.lock().unwrap_or_else(|p| p.into_inner()) =
+            (overlay.version, overlay.id.clone());
+        metrics::gauge!("twofactor_settings_version").set(overlay.version as f64);
         metrics::gauge!("twofactor_settings_stale").set(0.0);
-        Ok(())
     }
 }
 
@@ -139,6 +159,10 @@ fn delivery_fingerprint(s: &Settings) -> String {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Overlay {
     pub version: u64,
+    /// Random per write: tells two overlays of one version apart (a Redis that lost data and
+    /// numbered a later change again).
+    #[serde(default)]
+    pub id: String,
     pub doc: Value,
 }
 
@@ -150,6 +174,7 @@ async fn read(state: &AppState) -> anyhow::Result<(Option<String>, Overlay)> {
             .map_err(|e| anyhow::anyhow!("the stored settings overlay is unreadable: {e}"))?,
         None => Overlay {
             version: 0,
+            id: String::new(),
             doc: json!({}),
         },
     };
@@ -189,14 +214,16 @@ fn unseal(keyring: &Keyring, doc: &Value) -> anyhow::Result<Value> {
 
 /// Applies the stored overlay if it is newer than the one in use; true when settings changed.
 pub async fn refresh(state: &AppState) -> anyhow::Result<bool> {
-    let (_, overlay) = read(state).await?;
     let live = &state.live;
-    if overlay.version == live.applied_version() {
+    let _applying = live.applying.lock().await;
+    let (_, overlay) = read(state).await?;
+    if (overlay.version, &overlay.id) == (live.applied().0, &live.applied().1) {
         return Ok(false);
     }
     let applied = unseal(&state.keyring, &overlay.doc)
         .and_then(|doc| Ok(live.base().with_overlay(&doc)?))
-        .and_then(|settings| live.install(overlay.version, settings));
+        .and_then(|settings| live.prepare(settings))
+        .map(|snapshot| live.install(&overlay, snapshot));
     match applied {
         Ok(()) => {
             tracing::info!(version = overlay.version, "live settings applied");
@@ -241,29 +268,43 @@ pub fn watch(state: Arc<AppState>) {
     });
 }
 
-/// Whether a header or query parameter name says its value is a credential.
-fn is_secret_name(name: &str) -> bool {
-    let n = name.trim().to_ascii_lowercase();
-    n == "authorization"
-        || ["key", "token", "secret", "pass", "auth", "sig"]
-            .iter()
-            .any(|w| n.contains(w))
+/// Whether a value is nothing but template placeholders (`{recipient}`): no credential in it.
+fn only_placeholders(v: &str) -> bool {
+    let mut rest = v;
+    while let Some(start) = rest.find('{') {
+        if !rest[..start].is_empty() {
+            return false;
+        }
+        match rest[start..].find('}') {
+            Some(end) => rest = &rest[start + end + 1..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
-/// The URL with its password and credential-looking query values replaced by [`PLACEHOLDER`].
+/// The URL with its user information and every query value that is not a template placeholder
+/// replaced by [`PLACEHOLDER`]: any of them may be a credential.
 fn redact_url(url: &str) -> String {
     let (head, query) = match url.split_once('?') {
         Some((h, q)) => (h, Some(q)),
         None => (url, None),
     };
-    let head = match (head.find("://"), head.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &head[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:{PLACEHOLDER}{}", &head[..s + 3], &head[at..]),
-                None => head.to_string(),
+    let authority_end = head
+        .find("://")
+        .map(|s| s + 3 + head[s + 3..].find('/').unwrap_or(head.len() - s - 3));
+    let head = match (head.find("://"), authority_end) {
+        (Some(s), Some(end)) => match head[s + 3..end].rfind('@') {
+            Some(at) => {
+                let userinfo = &head[s + 3..s + 3 + at];
+                let shown = match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:{PLACEHOLDER}"),
+                    None => PLACEHOLDER.to_string(),
+                };
+                format!("{}{shown}{}", &head[..s + 3], &head[s + 3 + at..])
             }
-        }
+            None => head.to_string(),
+        },
         _ => head.to_string(),
     };
     match query {
@@ -272,7 +313,7 @@ fn redact_url(url: &str) -> String {
             let parts: Vec<String> = q
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if is_secret_name(k) => format!("{k}={PLACEHOLDER}"),
+                    Some((k, v)) if !only_placeholders(v) => format!("{k}={PLACEHOLDER}"),
                     _ => pair.to_string(),
                 })
                 .collect();
@@ -281,11 +322,24 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// The header with its value replaced by [`PLACEHOLDER`] unless it only describes the message.
 fn redact_header(h: &str) -> String {
     match h.split_once(':') {
-        Some((name, _)) if is_secret_name(name) => format!("{name}: {PLACEHOLDER}"),
+        Some((name, v))
+            if !PLAIN_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str())
+                && !only_placeholders(v.trim()) =>
+        {
+            format!("{name}: {PLACEHOLDER}")
+        }
         _ => h.to_string(),
     }
+}
+
+/// The host (and port) a URL names, for telling whether a change sends secrets somewhere else.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
 }
 
 /// Each secret of the live settings and whether it is set.
@@ -300,6 +354,10 @@ pub fn secrets(s: &Settings) -> BTreeMap<String, &'static str> {
         "sms.url".to_string(),
         set(redact_url(&s.sms.url) != s.sms.url),
     );
+    out.insert(
+        "sms.request_body".to_string(),
+        set(!s.sms.request_body.is_empty()),
+    );
     for h in &s.sms.request_headers {
         if redact_header(h) != *h
             && let Some((name, _)) = h.split_once(':')
@@ -313,6 +371,10 @@ pub fn secrets(s: &Settings) -> BTreeMap<String, &'static str> {
 /// The live part of `s` as `GET /admin/v1/settings` shows it: secrets never, only whether set.
 pub fn view(s: &Settings) -> Value {
     let mut sms = serde_json::to_value(&s.sms).unwrap_or_default();
+    // The body template may carry the gateway's credentials: write-only, like a password.
+    if let Some(o) = sms.as_object_mut() {
+        o.remove("request_body");
+    }
     sms["url"] = json!(redact_url(&s.sms.url));
     sms["request_headers"] = json!(
         s.sms
@@ -476,6 +538,42 @@ fn restore_placeholders(patch: &mut Value, current: &Settings) -> Result<(), Pat
     Ok(())
 }
 
+/// Refuses a change that would send stored credentials to a new place: a new SMS gateway host
+/// must come with its headers and body restated, a new SMTP host with its password.
+fn secrets_stay_home(current: &Settings, next: &Settings, patch: &Value) -> Result<(), PatchError> {
+    if host_of(&current.sms.url) != host_of(&next.sms.url) {
+        let held = secrets(current);
+        let headers_held = held.keys().any(|k| k.starts_with("sms.request_headers."));
+        let restated = |path: &str| {
+            patch
+                .pointer(path)
+                .is_some_and(|v| !v.to_string().contains(PLACEHOLDER))
+        };
+        if headers_held && !restated("/sms/request_headers") {
+            return Err(invalid(
+                "sms.request_headers",
+                "the gateway's host changes: restate its headers in full, so no credential goes to the new host unasked",
+            ));
+        }
+        if !current.sms.request_body.is_empty() && !restated("/sms/request_body") {
+            return Err(invalid(
+                "sms.request_body",
+                "the gateway's host changes: restate the body in full, so no credential goes to the new host unasked",
+            ));
+        }
+    }
+    if current.email.smtp.host != next.email.smtp.host
+        && !current.email.smtp.password.expose_secret().is_empty()
+        && patch.pointer("/email/smtp/password").is_none()
+    {
+        return Err(invalid(
+            "email.smtp.password",
+            "the SMTP host changes: give its password again (or null for none), so the old one does not go to the new host",
+        ));
+    }
+    Ok(())
+}
+
 /// Leaf paths of a JSON document and their values as text.
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
     match v {
@@ -571,21 +669,27 @@ pub async fn patch(
         .base()
         .with_overlay(&doc)
         .unwrap_or_else(|_| state.snapshot().settings.clone());
+    // Whether secrets were restated is judged on the patch as sent, before placeholders resolve.
+    let as_sent = patch.clone();
     restore_placeholders(&mut patch, &current)?;
     let mut next = doc.clone();
     json_patch::merge(&mut next, &patch);
     let settings = live.base().with_overlay(&next)?;
+    secrets_stay_home(&current, &settings, &as_sent)?;
     // Senders are what check what validation cannot (templates, TLS set-up): build them now.
-    Snapshot::build(settings.clone()).map_err(|e| PatchError::Invalid {
-        key: None,
-        message: format!("{e:#}"),
-    })?;
-    let version = overlay.version + 1;
-    let stored = serde_json::to_string(&Overlay {
-        version,
+    let snapshot = live
+        .prepare(settings.clone())
+        .map_err(|e| PatchError::Invalid {
+            key: None,
+            message: format!("{e:#}"),
+        })?;
+    let written = Overlay {
+        version: overlay.version + 1,
+        id: crate::crypto::random_id(),
         doc: seal(&state.keyring, &next),
-    })
-    .map_err(anyhow::Error::from)?;
+    };
+    let version = written.version;
+    let stored = serde_json::to_string(&written).map_err(anyhow::Error::from)?;
     if !state
         .store
         .compare_and_set(&state.keys.settings(), raw.as_deref(), &stored)
@@ -602,18 +706,29 @@ pub async fn patch(
     };
     let keys: Vec<&str> = entry.changes.iter().map(|c| c.key.as_str()).collect();
     tracing::info!(target: "audit", event = "admin-settings-patch", admin = by, version, keys = %keys.join(","), outcome = "changed");
-    let history = serde_json::to_string(&entry).map_err(anyhow::Error::from)?;
-    state
+    // The change is stored: from here on nothing may answer as if it were not. A history entry
+    // or a message that does not get through is logged; other instances re-read within a second.
+    {
+        let _applying = live.applying.lock().await;
+        if live.applied().0 < version {
+            live.install(&written, snapshot);
+        }
+    }
+    let history = serde_json::to_string(&entry).unwrap_or_default();
+    if let Err(e) = state
         .store
         .push_capped(&state.keys.settings_history(), &history, HISTORY)
         .await
-        .map_err(anyhow::Error::from)?;
-    // Other instances also re-read within a second without the message.
-    let _ = state
+    {
+        tracing::error!(version, cause = %e, "settings changed, but its history entry was not written");
+    }
+    if let Err(e) = state
         .store
         .publish(&state.keys.settings_channel(), &version.to_string())
-        .await;
-    live.install(version, settings.clone())?;
+        .await
+    {
+        tracing::warn!(version, cause = %e, "settings changed; other instances will see it on their next re-read");
+    }
     Ok((version, settings))
 }
 
@@ -650,9 +765,19 @@ mod tests {
     #[test]
     fn credentials_in_urls_and_headers_are_shown_as_placeholders() {
         assert_eq!(
-            redact_url("https://AC01:tok3n@api.example/send?to={recipient}&api_key=abc&x=1"),
-            "https://AC01:(secret)@api.example/send?to={recipient}&api_key=(secret)&x=1"
+            redact_url("https://AC01:tok3n@api.example/send?to={recipient}&api_key=abc&pwd=x"),
+            "https://AC01:(secret)@api.example/send?to={recipient}&api_key=(secret)&pwd=(secret)"
         );
+        assert_eq!(
+            redact_url("https://APITOKEN@gw.example/a@b?x={code}"),
+            "https://(secret)@gw.example/a@b?x={code}"
+        );
+        assert_eq!(
+            host_of("https://u:p@gw.example:8443/send?x=1"),
+            "gw.example:8443"
+        );
+        assert_eq!(redact_header("Cookie: sid=1"), "Cookie: (secret)");
+        assert_eq!(redact_header("X-To: {recipient}"), "X-To: {recipient}");
         assert_eq!(
             redact_url("https://gw.example/send"),
             "https://gw.example/send"

@@ -165,6 +165,7 @@ impl Directory {
                     .is_some_and(|old| old.as_slice() == secret.as_slice());
                 if !same {
                     self.store.del(&self.keys.totp_step(&c.id)).await?;
+                    self.store.del(&self.keys.accepted(&c.id)).await?;
                 }
                 Some(self.keyring.encrypt(secret, c.id.as_str()))
             }
@@ -263,6 +264,8 @@ impl Directory {
         c.totp_sealed = Some(self.keyring.encrypt(secret, id.as_str()));
         self.write(id, &c).await?;
         self.store.del(&self.keys.totp_step(id)).await?;
+        // A code of the old app accepted moments ago must not pass again as a retry.
+        self.store.del(&self.keys.accepted(id)).await?;
         Ok(true)
     }
 

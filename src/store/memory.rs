@@ -111,7 +111,14 @@ fn counter(
     // Counters are what a flood of requests can make; past the cap, expired entries go first and
     // then new counters are refused (the `error` status) rather than memory growing without bound.
     if m.len() >= MAX_ENTRIES && !m.contains_key(key) {
-        m.retain(|_, e| e.live(now));
+        // A full sweep walks every entry: at most once a second, so a flood at the cap costs
+        // each request a refusal, not a walk.
+        static LAST_SWEEP: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+        let mut last = LAST_SWEEP.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            *last = Some(now);
+            m.retain(|_, e| e.live(now));
+        }
         if m.len() >= MAX_ENTRIES {
             return Err(StoreError::Unavailable(format!(
                 "the memory store holds {MAX_ENTRIES} entries, its most"
@@ -244,6 +251,16 @@ impl Store for MemoryStore {
             );
         });
         Ok(())
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.with(key, true, |m, now| match m.get_mut(key) {
+            Some(entry) => {
+                entry.expires_at = Some(now + ttl);
+                true
+            }
+            None => false,
+        }))
     }
 
     async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {

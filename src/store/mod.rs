@@ -212,6 +212,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets a value, replacing any; `ttl` of `None` keeps it until deleted.
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError>;
+    /// Restarts the life of an existing key at `ttl`; false (and nothing created) when absent.
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// Sets only when absent; true when this call set it.
     async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// True when something was deleted.

@@ -543,6 +543,13 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(async |c| c.pexpire(key, millis(ttl) as i64).await)
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let reply: Option<String> = self
             .run(async |c| {

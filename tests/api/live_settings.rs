@@ -376,3 +376,66 @@ both_stores!(
     an_overlay_that_cannot_apply_keeps_the_last_good_settings_and_readiness,
     an_overlay_that_cannot_apply_keeps_the_last_good_settings
 );
+
+async fn stored_credentials_never_follow_a_new_host(kind: StoreKind) {
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let first = get(&a).await;
+    let set = patch(
+        &a,
+        &first.etag,
+        json!({
+            "email": {"smtp": {"host": "mail.bank.example", "password": "smtp-pw-1"}},
+            "sms": {
+                "url": "https://gw.bank.example/send",
+                "request_headers": ["Authorization: Bearer gw-token-1"],
+                "request_body": "user=bank&password=gw-pw-1&to={recipient}&text={message}"
+            }
+        }),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let shown = get(&a).await;
+    assert!(
+        shown.body["sms"].get("request_body").is_none(),
+        "the body is write-only"
+    );
+    assert_eq!(shown.body["secrets"]["sms.request_body"], "set");
+
+    // Act: new hosts, with the stored credentials left in place or sent back as placeholders.
+    let sms_host = patch(
+        &a,
+        &shown.etag,
+        json!({"sms": {"url": "https://attacker.example/send",
+                       "request_headers": shown.body["sms"]["request_headers"]}}),
+    )
+    .await;
+    let smtp_host = patch(
+        &a,
+        &shown.etag,
+        json!({"email": {"smtp": {"host": "attacker.example"}}}),
+    )
+    .await;
+    let restated = patch(
+        &a,
+        &shown.etag,
+        json!({"sms": {"url": "https://gw2.bank.example/send",
+                       "request_headers": ["Authorization: Bearer gw-token-2"],
+                       "request_body": "user=bank&password=gw-pw-2&to={recipient}&text={message}"}}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(sms_host.status, 400, "{}", sms_host.body);
+    assert_eq!(sms_host.body["key"], "sms.request_headers");
+    assert_eq!(smtp_host.status, 400, "{}", smtp_host.body);
+    assert_eq!(smtp_host.body["key"], "email.smtp.password");
+    assert_eq!(
+        restated.status, 200,
+        "restated in full, a new host is fine: {}",
+        restated.body
+    );
+}
+both_stores!(
+    stored_credentials_never_follow_a_new_host_agree,
+    stored_credentials_never_follow_a_new_host
+);

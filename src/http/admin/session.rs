@@ -151,13 +151,10 @@ pub async fn resume(
             ));
         }
     }
+    // Only the timer restarts: a logout racing this request stays a logout.
     state
         .store
-        .set(
-            &key,
-            &raw,
-            Some(Duration::from_secs(admin.session_idle_seconds)),
-        )
+        .expire(&key, Duration::from_secs(admin.session_idle_seconds))
         .await
         .map_err(store_error)?;
     Ok(Resumed {
@@ -216,14 +213,15 @@ pub async fn login(
     }
     let peer = peer(&req);
     let failures_key = state.keys.admin_login_failures(&peer);
-    let failures = state
+    // Counted before the token is looked at, so a burst of parallel guesses meets the limit too;
+    // a right token gives its count back.
+    let attempts = state
         .store
-        .get(&failures_key)
+        .incr_window(&failures_key, LOGIN_WINDOW)
         .await
-        .map_err(store_error)?
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    if failures >= LOGIN_FAILURES_ALLOWED {
+        .map_err(store_error)?;
+    if attempts > LOGIN_FAILURES_ALLOWED {
+        state.store.decr(&failures_key).await.map_err(store_error)?;
         tracing::warn!(target: "audit", event = "admin-login", peer = %peer, outcome = "rate-limited", "admin login refused");
         let mut res = AdminError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -238,11 +236,6 @@ pub async fn login(
         return Ok(res);
     }
     let Some(token) = find_token(&admin.tokens, body.token.expose_secret().trim()) else {
-        state
-            .store
-            .incr_window(&failures_key, LOGIN_WINDOW)
-            .await
-            .map_err(store_error)?;
         tracing::warn!(target: "audit", event = "admin-login", peer = %peer, outcome = "wrong-token", "admin login refused");
         return Err(AdminError::new(
             StatusCode::UNAUTHORIZED,
@@ -250,6 +243,7 @@ pub async fn login(
             "that is not one of admin.tokens",
         ));
     };
+    state.store.decr(&failures_key).await.map_err(store_error)?;
     let id = random_id();
     let record = Record {
         name: token.name.clone(),
