@@ -21,6 +21,7 @@ CUSTOMERS=100000
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 command -v redis-benchmark >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools >/dev/null; }
+command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
 if [[ -n ${TWOFACTOR_BIN:-} ]]; then
   bin=$TWOFACTOR_BIN
 else
@@ -30,7 +31,8 @@ fi
 
 work=$(mktemp -d)
 pids=()
-# Then waits, so no killed child lingers as a zombie (a container's init may not reap orphans).
+# Kills what this script started, then waits for it: a container's init may not reap orphans,
+# so an unwaited child would linger as a zombie.
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -48,7 +50,7 @@ redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
 redis_pid=$!
 pids+=("$redis_pid")
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 # --- CPU accounting: how much of a core the service, Redis and the load generator each used during
 # one run, so a saturated load generator (or a busy machine) shows up next to the figure it skews.
@@ -74,7 +76,6 @@ measure() {
     'BEGIN {printf "service %3.0f%%  redis %3.0f%%  client %3.0f%%", s / hz / t * 100, r / hz / t * 100, c / t * 100}' \
     >"$work/$name.cpu"
 }
-command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
 
 # --- (d) Redis on its own. A three-command script like the service's attempt count, on random keys
 # (-r), then GET on the keys it made; -n is sized from a short calibration run to last about

@@ -20,7 +20,8 @@ fi
 
 work=$(mktemp -d)
 pids=()
-# Then waits, so no killed child lingers as a zombie (a container's init may not reap orphans).
+# Kills what this script started, then waits for it: a container's init may not reap orphans,
+# so an unwaited child would linger as a zombie.
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
 trap cleanup EXIT
 
