@@ -168,6 +168,14 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// An address read back from the store, where only validated addresses are written.
+    pub fn from_stored(s: String) -> Result<Self, String> {
+        if s.contains('@') && s.len() <= 254 {
+            Ok(Email(s))
+        } else {
+            Err("a stored email address is malformed".into())
+        }
+    }
     pub fn masked(&self) -> String {
         mask_email(&self.0)
     }
@@ -229,6 +237,16 @@ impl PhoneNumber {
     }
     pub fn parse(raw: &str) -> Result<Self, String> {
         Self::parse_in(raw, None)
+    }
+    /// A number read back from the store, where only validated E.164 numbers are written: checked
+    /// for its form only, since the full libphonenumber check costs more than the rest of a request.
+    pub fn from_stored(s: String) -> Result<Self, String> {
+        let digits = s.strip_prefix('+').unwrap_or("");
+        if (4..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(PhoneNumber(s))
+        } else {
+            Err("a stored phone number is not in E.164".into())
+        }
     }
     /// `+447911123456`.
     pub fn e164(&self) -> &str {

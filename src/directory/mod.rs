@@ -37,11 +37,35 @@ pub struct CustomerView {
 /// What is stored per customer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Customer {
+    #[serde(default, deserialize_with = "stored::email")]
     pub email: Option<Email>,
+    #[serde(default, deserialize_with = "stored::phone")]
     pub phone: Option<PhoneNumber>,
     /// `v1.<key id>.<ciphertext>` of the raw secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_sealed: Option<String>,
+}
+
+/// Contacts as read back from the store: validated when written, so only their form is checked on
+/// every read (a full phone-number check was a quarter of a request's CPU).
+mod stored {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    use crate::domain::{Email, PhoneNumber};
+
+    pub fn email<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Email>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(Email::from_stored)
+            .transpose()
+            .map_err(D::Error::custom)
+    }
+
+    pub fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(PhoneNumber::from_stored)
+            .transpose()
+            .map_err(D::Error::custom)
+    }
 }
 
 impl Customer {
