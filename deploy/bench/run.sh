@@ -18,25 +18,12 @@ DURATION=${1:-10}
 CONNECTIONS=${2:-50}
 CUSTOMERS=100000
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-command -v redis-benchmark >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools >/dev/null; }
-command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
-if [[ -n ${TWOFACTOR_BIN:-} ]]; then
-  bin=$TWOFACTOR_BIN
-else
-  cargo build --release --quiet --bin twofactor
-  bin=${CARGO_TARGET_DIR:-target}/release/twofactor
-fi
-
-work=$(mktemp -d)
-pids=()
-# Kills what this script started, then waits for it: a container's init may not reap orphans,
-# so an unwaited child would linger as a zombie.
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=deploy/bench/common.sh
+source deploy/bench/common.sh
+need wrk wrk
+need redis-server redis-server
+need redis-benchmark redis-tools
+need bc bc
 
 # Every customer has a number of their own, so the gateway sink can tell whose code it received.
 python3 - "$work/customers.json" "$CUSTOMERS" <<'PY'

@@ -10,22 +10,9 @@ DURATION=${1:-180}
 STORE=${2:-memory}
 CONNECTIONS=${3:-32}
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-if [[ -n ${TWOFACTOR_BIN:-} ]]; then
-  bin=$TWOFACTOR_BIN
-else
-  cargo build --release --quiet --bin twofactor
-  bin=${CARGO_TARGET_DIR:-target}/release/twofactor
-fi
-
-work=$(mktemp -d)
-pids=()
-# Kills what this script started, then waits for it: a container's init may not reap orphans,
-# so an unwaited child would linger as a zombie.
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=deploy/bench/common.sh
+source deploy/bench/common.sh
+need wrk wrk
 
 python3 - "$work/customers.json" <<'PY'
 import json, sys
@@ -36,7 +23,7 @@ PY
 case $STORE in
   memory) url=memory:// ;;
   redis)
-    command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+    need redis-server redis-server
     redis_port=$(free_port)
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
     pids+=($!)
