@@ -10,8 +10,22 @@ pub async fn healthz() -> HttpResponse {
 
 /// 200 while the store takes the writes the service makes, else 503; `warnings` lists risks that
 /// do not stop the service (a Redis that may evict keys).
+/// However the store stalls (a Sentinel lookup against a host that drops packets, say), a probe
+/// hears an answer within this: an orchestrator's probe timeout is often a second or two.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.readiness(&state.keys.readiness_probe()).await {
+    let key = state.keys.readiness_probe();
+    let probe = state.store.readiness(&key);
+    let verdict = tokio::time::timeout(READY_DEADLINE, probe)
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                READY_DEADLINE.as_millis()
+            )))
+        });
+    match verdict {
         Ok(warnings) => {
             for w in &warnings {
                 tracing::debug!(warning = %w, "ready, with a warning");
