@@ -54,6 +54,9 @@ impl<'a> Rules<'a> {
     }
 }
 
+/// How many caller numbers locked out of one customer an unlock can find.
+const PAIR_LOCKS_LISTED: usize = 1000;
+
 /// Which limit refused a request: answers and audit lines name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -707,6 +710,18 @@ async fn judge_code(
     };
     if verdict.locked_now {
         locked_now(call, limit);
+        if limit == Limit::CustomerFromCaller
+            && let Some(number) = call.number.as_ref()
+        {
+            // Listed for the support desk's unlock; a bounded list, as strangers' lines are many.
+            r.store
+                .push_capped(
+                    &keys.pair_locks(&call.customer),
+                    &caller_digest(r, number),
+                    PAIR_LOCKS_LISTED,
+                )
+                .await?;
+        }
     }
     Ok(match verdict.judged {
         Judged::Repeat => (

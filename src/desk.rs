@@ -74,11 +74,14 @@ pub async fn unlock(store: &dyn Store, keys: &Keys, id: &CustomerId) -> Result<b
     for key in [&lock, &failures] {
         removed |= store.del(key).await?;
     }
-    // Pair keys are `<lock key>:<digest>`; ids hold no braces, so this prefix is this customer's only.
-    for prefix in [format!("{lock}:"), format!("{failures}:")] {
-        for key in store.keys_with_prefix(&prefix).await? {
+    // The caller numbers locked out of this customer (`lockout.scope = "caller"`) are listed as
+    // their locks are set, so no keyspace walk is needed.
+    let pairs = keys.pair_locks(id);
+    for digest in store.list(&pairs).await? {
+        for key in [keys.pair_lock(id, &digest), keys.pair_failures(id, &digest)] {
             removed |= store.del(&key).await?;
         }
     }
+    store.del(&pairs).await?;
     Ok(removed)
 }

@@ -60,6 +60,11 @@ impl Keys {
     pub fn pair_lock(&self, id: &CustomerId, caller_digest: &str) -> String {
         format!("{}:{caller_digest}", self.lock(id))
     }
+    /// The caller-number digests whose pair lock was set on this customer (newest first), so an
+    /// unlock finds them without walking the keyspace.
+    pub fn pair_locks(&self, id: &CustomerId) -> String {
+        self.per_customer("pairs", id)
+    }
     /// Attempts from one caller number across all customers; keyed by a digest, not the number.
     pub fn caller_failures(&self, caller_digest: &str) -> String {
         format!("{}caller:failures:{{{caller_digest}}}", self.prefix)
