@@ -397,7 +397,7 @@ async fn prepare_send(
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
     let keys = &r.keys;
-    let (state_keys, limit) = state_keys(r, call);
+    let (state_keys, _, limit) = state_keys(r, call);
     let state = r.store.customer_state(&state_keys).await?;
     let Some(json) = state.record else {
         return Ok(Err((Outcome::NotFound, "unknown customer")));
@@ -494,8 +494,9 @@ async fn prepare_send(
 }
 
 /// The keys a request reads first, with the lock that applies to it, and which limit that lock is.
-fn state_keys(r: &Rules<'_>, call: &Call) -> (StateKeys, Limit) {
-    let (lock, _, limit) = lock_of(r, call);
+/// Also the failure counter that goes with that lock, so the caller number is digested once.
+fn state_keys(r: &Rules<'_>, call: &Call) -> (StateKeys, String, Limit) {
+    let (lock, failures, limit) = lock_of(r, call);
     (
         StateKeys {
             record: r.keys.customer(&call.customer),
@@ -503,6 +504,7 @@ fn state_keys(r: &Rules<'_>, call: &Call) -> (StateKeys, Limit) {
             code: r.keys.code(&call.customer),
             lock,
         },
+        failures,
         limit,
     )
 }
@@ -620,11 +622,10 @@ async fn judge_code(
     let keys = &r.keys;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
-    let (state_keys, _) = state_keys(r, call);
+    let (state_keys, failures, limit) = state_keys(r, call);
     let state = r.store.customer_state(&state_keys).await?;
-    let (lock, failures, limit) = lock_of(r, call);
     let attempt_keys = AttemptKeys {
-        lock,
+        lock: state_keys.lock,
         failures,
         accepted: keys.accepted(&call.customer),
         choice: state_keys.choice,

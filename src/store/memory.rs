@@ -221,10 +221,6 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     async fn readiness(&self, _probe_key: &str) -> Result<Vec<String>, StoreError> {
         // One map in this process: writable for as long as the process answers.
         Ok(Vec::new())
@@ -306,29 +302,6 @@ impl Store for MemoryStore {
             {
                 *s = n.saturating_sub(1).to_string();
             }
-        });
-        Ok(())
-    }
-
-    async fn put_code(
-        &self,
-        key: &str,
-        digest: &str,
-        method: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.with(key, true, |m, now| {
-            m.insert(
-                key.to_string(),
-                Entry {
-                    value: Value::Code {
-                        digest: digest.to_string(),
-                        method: method.to_string(),
-                        attempts: 0,
-                    },
-                    expires_at: Some(now + ttl),
-                },
-            );
         });
         Ok(())
     }

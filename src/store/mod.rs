@@ -203,8 +203,6 @@ fn node_urls(scheme: &str, hosts: &str) -> Vec<String> {
 /// The store seam. Keys come from [`Keys`]; values are short strings.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Round trip to the backend.
-    async fn ping(&self) -> Result<(), StoreError>;
     /// Whether the service can work now: a write it makes (to `probe_key`, which expires by itself)
     /// succeeds, and on Cluster every slot is served. `Ok` carries warnings about settings that put
     /// stored data at risk (an eviction policy that may drop customers and secrets).
@@ -243,14 +241,6 @@ pub trait Store: Send + Sync + 'static {
         method: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError>;
-    /// Stores a pending code digest (sent by `method`) with no wrong tries yet, replacing any.
-    async fn put_code(
-        &self,
-        key: &str,
-        digest: &str,
-        method: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError>;
     /// The method the pending code at `key` was sent by, if one is pending.
     async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Deletes the pending code only while it is still `digest` (a racing resend's code survives).

@@ -14,16 +14,6 @@ use super::{
     Ttl, Verdict,
 };
 
-/// Replace the pending code: digest `d`, method `m`, wrong tries `a`.
-static PUT_CODE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'm', ARGV[2], 'a', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1",
-    )
-});
-
 static DISCARD_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('HGET', KEYS[1], 'd') == ARGV[1] then
@@ -476,12 +466,6 @@ impl ConnectionLike for Conn {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.run(async |c| redis::cmd("PING").query_async::<String>(c).await)
-            .await
-            .map(|_| ())
-    }
-
     async fn readiness(&self, probe_key: &str) -> Result<Vec<String>, StoreError> {
         // A write, not a PING: a master that is gone, read-only or out of memory answers PING fine.
         self.run(async |c| {
@@ -595,26 +579,6 @@ impl Store for RedisStore {
         self.run(async |c| DECR.key(key).invoke_async::<i64>(c).await)
             .await
             .map(|_| ())
-    }
-
-    async fn put_code(
-        &self,
-        key: &str,
-        digest: &str,
-        method: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.run(async |c| {
-            PUT_CODE
-                .key(key)
-                .arg(digest)
-                .arg(method)
-                .arg(millis(ttl))
-                .invoke_async::<i64>(c)
-                .await
-        })
-        .await
-        .map(|_| ())
     }
 
     async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError> {
