@@ -35,6 +35,22 @@ impl AdminAnswer {
     }
 }
 
+impl AdminAnswer {
+    /// Sends `req` and keeps what came back; any 5xx fails the test.
+    pub async fn of(req: reqwest::RequestBuilder) -> AdminAnswer {
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.text().await.expect("body");
+        assert!(status < 500, "server answered {status}: {body}");
+        AdminAnswer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
 /// One admin request; `body` is (content type, text). Any 5xx fails the test.
 pub async fn admin(
     app: &TestApp,
@@ -50,16 +66,7 @@ pub async fn admin(
     if let Some((ct, text)) = body {
         req = req.header("content-type", ct).body(text.to_string());
     }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let body = res.text().await.expect("body");
-    assert!(status < 500, "server answered {status}: {body}");
-    AdminAnswer {
-        status,
-        headers,
-        body,
-    }
+    AdminAnswer::of(req).await
 }
 
 pub async fn put_customer(app: &TestApp, id: &str, body: serde_json::Value) -> AdminAnswer {

@@ -48,16 +48,7 @@ async fn call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let body = res.text().await.expect("body");
-    assert!(status < 500, "server answered {status}: {body}");
-    AdminAnswer {
-        status,
-        headers,
-        body,
-    }
+    AdminAnswer::of(req).await
 }
 
 async fn login_answer(app: &TestApp, token: &str) -> AdminAnswer {
