@@ -20,7 +20,9 @@ use crate::directory::Directory;
 use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
 use crate::state::{AppState, Clock};
 use crate::store::Keys;
-use crate::store::{AttemptKeys, Claim, Judged, Lockout, StateKeys, Store};
+use crate::store::{
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
+};
 
 /// However a store stalls, a callflow hears an answer within this (sending: plus its transport's
 /// own timeout).
@@ -143,35 +145,6 @@ impl Methods {
     pub fn is_empty(&self) -> bool {
         self.email.is_none() && !self.authenticator && self.sms.is_none()
     }
-    fn has(&self, m: Method) -> bool {
-        match m {
-            Method::Email => self.email.is_some(),
-            Method::Sms => self.sms.is_some(),
-            Method::Authenticator => self.authenticator,
-        }
-    }
-    /// The method when there is exactly one.
-    fn only(&self) -> Option<Method> {
-        let all = [
-            self.email.as_ref().map(|_| Method::Email),
-            self.authenticator.then_some(Method::Authenticator),
-            self.sms.as_ref().map(|_| Method::Sms),
-        ];
-        let mut present = all.into_iter().flatten();
-        match (present.next(), present.next()) {
-            (Some(m), None) => Some(m),
-            _ => None,
-        }
-    }
-    /// Where a code sent by `m` goes; the digest binds it, so a code dies with its destination.
-    fn destination(&self, m: Method) -> &str {
-        match m {
-            Method::Email => self.email.as_ref().map(Email::as_str),
-            Method::Sms => self.sms.as_ref().map(PhoneNumber::e164),
-            Method::Authenticator => None,
-        }
-        .unwrap_or("")
-    }
 }
 
 fn audit(op: &str, call: &Call, method: Option<Method>, outcome: Outcome, detail: &str) {
@@ -240,20 +213,14 @@ pub fn generate_code(digits: u32) -> SecretString {
     SecretString::from(format!("{n:0width$}", width = digits as usize))
 }
 
-/// What a stored digest binds a code to: customer, call (if any), method, destination and code.
-/// One digest per key of the key ring, current first (what a send stores).
-fn digests(
-    r: &Rules<'_>,
-    call: &Call,
-    method: Method,
-    destination: &str,
-    code: &str,
-) -> Vec<String> {
+/// What a stored digest binds a code to: customer, call (if any), method and code. (The contacts
+/// it went to are bound by their revision, kept beside the digest.) One digest per key of the key
+/// ring, current first (what a send stores).
+fn digests(r: &Rules<'_>, call: &Call, method: Method, code: &str) -> Vec<String> {
     r.keyring.digests(&[
         call.customer.as_str(),
         call.id.as_ref().map(CallId::as_str).unwrap_or(""),
         method.as_str(),
-        destination,
         code,
     ])
 }
@@ -388,7 +355,8 @@ async fn send_inner(
     Ok((Outcome::Success, "code sent"))
 }
 
-/// The store part of a send, under the store deadline: the checks, the counts and the code write.
+/// The store part of a send, under the store deadline: the checks, the counts and the code write,
+/// in one round trip (plus one for a caller number's lock, and for an SMS number's cap).
 /// `Err` is an answer that ends the send there.
 async fn prepare_send(
     r: &Rules<'_>,
@@ -396,50 +364,82 @@ async fn prepare_send(
     method: Method,
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
-    let keys = &r.keys;
-    let (state_keys, _, limit) = state_keys(r, call);
-    let state = r.store.customer_state(&state_keys).await?;
-    let Some(json) = state.record else {
-        return Ok(Err((Outcome::NotFound, "unknown customer")));
+    let (lock, _, limit) = lock_of(r, call);
+    let keys = SendKeys {
+        record: r.keys.customer(&call.customer),
+        lock,
+        choice: r.keys.choice(&call.customer),
+        code: r.keys.code(&call.customer),
+        sends: r.keys.sends(&call.customer),
+    };
+    // The caller number's lock lives in the number's own slot, so it is read first.
+    let line_locked = match line(r, call) {
+        Some(line) => r.store.get(&line.lock).await?.is_some(),
+        None => false,
+    };
+    let code = generate_code(s.codes.digits);
+    let digest = digests(r, call, method, code.expose_secret()).swap_remove(0);
+    let window = Duration::from_secs(s.codes.send_window_seconds);
+    let ttl = Duration::from_secs(s.codes.ttl_seconds);
+    // An SMS number's checks need the number from the record and its cap lives in the number's
+    // own slot: the first step then only checks, and the code is written after them.
+    let number_checks = method == Method::Sms
+        && (s.sms.max_per_number_per_hour > 0 || !s.sms.allowed_country_codes.is_empty());
+    let ask = SendAsk {
+        method,
+        offered: match method {
+            Method::Email => r.email.is_some(),
+            Method::Sms => r.sms.is_some(),
+            Method::Authenticator => true,
+        },
+        line_locked,
+        reserve: !number_checks,
+        max: s.codes.max_sends,
+        window,
+        digest: &digest,
+        ttl,
+    };
+    let limited = || {
+        metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
+        Ok(Err((Outcome::SendLimited(None), "send limit reached")))
+    };
+    let (json, reserved) = match r.store.start_send(&keys, &ask).await? {
+        Started::Unknown => return Ok(Err((Outcome::NotFound, "unknown customer"))),
+        Started::NotVerified => {
+            return Ok(Err((Outcome::NotFound, "method not verified for customer")));
+        }
+        Started::NotOffered => {
+            return Ok(Err((
+                Outcome::Error,
+                "channel not offered: no transport for it",
+            )));
+        }
+        Started::Locked => return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message()))),
+        Started::LineLocked => {
+            let limit = Limit::CallerNumber;
+            return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
+        }
+        Started::Authenticator => {
+            return Ok(Err((
+                Outcome::Success,
+                "authenticator chosen, nothing sent",
+            )));
+        }
+        Started::Limited => return limited(),
+        Started::Checked(json) => (json, false),
+        Started::Reserved(json) => (json, true),
     };
     let record = Directory::parse(&call.customer, &json)?;
     let methods = Methods::offered(r, &record);
-    if !methods.has(method) {
-        let has = match method {
-            Method::Email => record.email.is_some(),
-            Method::Sms => record.phone.is_some(),
-            Method::Authenticator => record.has_authenticator(),
-        };
-        return Ok(Err(if has {
-            (Outcome::Error, "channel not offered: no transport for it")
-        } else {
-            (Outcome::NotFound, "method not verified for customer")
-        }));
-    }
-    if state.locked {
-        return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
-    }
-    if let Some(line) = line(r, call)
-        && r.store.get(&line.lock).await?.is_some()
-    {
-        let limit = Limit::CallerNumber;
-        return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
-    }
-    let ttl = Duration::from_secs(s.codes.ttl_seconds);
-    if method == Method::Authenticator {
-        r.store
-            .set(&state_keys.choice, method.as_str(), Some(ttl))
-            .await?;
-        return Ok(Err((
-            Outcome::Success,
-            "authenticator chosen, nothing sent",
-        )));
-    }
-    // The per-number cap lives in the number's own slot, so it is counted before the send itself.
     let mut counters = Vec::new();
-    if let (Method::Sms, Some(phone)) = (method, &methods.sms) {
+    if !reserved {
+        let Some(phone) = &methods.sms else {
+            anyhow::bail!("the record changed its form between two reads");
+        };
         // Keyed by a digest, so the keyspace holds no phone number.
-        let key = keys.sms_number(&r.keyring.digest(&["sms-number", phone.e164()]));
+        let key = r
+            .keys
+            .sms_number(&r.keyring.digest(&["sms-number", phone.e164()]));
         if let Some(reason) = sms_refusal(r, phone, &key).await? {
             metrics::counter!("twofactor_send_refused_total", "reason" => reason).increment(1);
             tracing::warn!(customer = %call.customer, number = %phone, reason, "SMS send refused");
@@ -448,63 +448,53 @@ async fn prepare_send(
         if s.sms.max_per_number_per_hour > 0 {
             counters.push(key);
         }
-    }
-
-    // Counted and written in one atomic step, so racing sends cannot all slip under the limit.
-    let code = generate_code(s.codes.digits);
-    let digest = digests(
-        r,
-        call,
-        method,
-        methods.destination(method),
-        code.expose_secret(),
-    )
-    .swap_remove(0);
-    let sends_key = keys.sends(&call.customer);
-    let reserved = r
-        .store
-        .reserve_send(
-            &sends_key,
-            &state_keys.code,
-            &state_keys.choice,
-            s.codes.max_sends,
-            Duration::from_secs(s.codes.send_window_seconds),
-            &digest,
-            method.as_str(),
-            ttl,
-        )
-        .await?;
-    if reserved.is_none() {
-        for key in &counters {
-            r.store.decr(key).await?;
+        // Counted and written in one atomic step, so racing sends cannot all slip under the limit.
+        let written = r
+            .store
+            .reserve_send(
+                &keys.sends,
+                &keys.code,
+                &keys.choice,
+                s.codes.max_sends,
+                window,
+                &digest,
+                method.as_str(),
+                record.rev.as_deref().unwrap_or(""),
+                ttl,
+            )
+            .await?;
+        if written.is_none() {
+            for key in &counters {
+                r.store.decr(key).await?;
+            }
+            return limited();
         }
-        metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
-        return Ok(Err((Outcome::SendLimited(None), "send limit reached")));
     }
-    counters.push(sends_key);
+    counters.push(keys.sends);
     Ok(Ok((
         methods,
         Pending {
             code,
-            code_key: state_keys.code,
+            code_key: keys.code,
             digest,
             counters,
         },
     )))
 }
 
-/// The keys a request reads first, with the lock that applies to it, and which limit that lock is.
-/// Also the failure counter that goes with that lock, so the caller number is digested once.
-fn state_keys(r: &Rules<'_>, call: &Call) -> (StateKeys, String, Limit) {
+/// The keys a check touches, and which limit its lock is.
+fn attempt_keys(r: &Rules<'_>, call: &Call) -> (AttemptKeys, Limit) {
     let (lock, failures, limit) = lock_of(r, call);
+    let keys = &r.keys;
     (
-        StateKeys {
-            record: r.keys.customer(&call.customer),
-            choice: r.keys.choice(&call.customer),
-            code: r.keys.code(&call.customer),
+        AttemptKeys {
             lock,
+            failures,
+            accepted: keys.accepted(&call.customer),
+            choice: keys.choice(&call.customer),
+            code: keys.code(&call.customer),
+            record: keys.customer(&call.customer),
         },
-        failures,
         limit,
     )
 }
@@ -609,8 +599,9 @@ fn limit_label(limit: Limit) -> &'static str {
     }
 }
 
-/// Judges one code for the customer in one atomic store step (see `Store::verify_code`). With
-/// `judge` false only a repeat of the accepted code is recognised.
+/// Judges one code for the customer in one atomic store step (see `Store::check_code`); an
+/// authenticator code takes a second (see `Store::verify_totp`). With `judge` false only a repeat
+/// of the accepted code is recognised.
 async fn judge_code(
     r: &Rules<'_>,
     call: &Call,
@@ -619,47 +610,9 @@ async fn judge_code(
     judge: bool,
 ) -> anyhow::Result<Decision> {
     let s = &r.settings;
-    let keys = &r.keys;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
-    let (state_keys, failures, limit) = state_keys(r, call);
-    let state = r.store.customer_state(&state_keys).await?;
-    let attempt_keys = AttemptKeys {
-        lock: state_keys.lock,
-        failures,
-        accepted: keys.accepted(&call.customer),
-        choice: state_keys.choice,
-        code: state_keys.code,
-    };
-    let l = &s.lockout;
-    let Some(json) = state.record else {
-        // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
-        // they still take the second round trip (which, not judging, writes nothing) and answer
-        // as a customer with no pending code does.
-        let rule = Lockout {
-            max: l.max_failures,
-            window: Duration::ZERO,
-            lock_for: Duration::ZERO,
-            grace: Duration::ZERO,
-            discard_code_on_lock: false,
-        };
-        r.store
-            .verify_code(&attempt_keys, &[], &rule, 1, false)
-            .await?;
-        return Ok((Outcome::CodeExpired, method, "unknown customer"));
-    };
-    let record = Directory::parse(&call.customer, &json)?;
-    let methods = Methods::offered(r, &record);
-    // The method when the request names none: the remembered choice, else the pending sent
-    // code's, else the authenticator if enrolled, else the only method.
-    let chosen = method.or_else(|| {
-        let remembered = state.choice.or(state.pending_method);
-        match remembered {
-            Some(m) => Method::parse(&m).ok(),
-            None if methods.authenticator => Some(Method::Authenticator),
-            None => methods.only(),
-        }
-    });
+    let (keys, limit) = attempt_keys(r, call);
     let l = &s.lockout;
     let rule = Lockout {
         max: l.max_failures,
@@ -672,42 +625,54 @@ async fn judge_code(
         },
         discard_code_on_lock: limit == Limit::Customer,
     };
-    let (verdict, used) = if chosen == Some(Method::Authenticator) {
-        // Judged against the authenticator only: a pending sent code is never touched here, even
-        // for a customer without an authenticator (whose attempt then counts as wrong).
-        let secret = r.directory.totp_secret(&call.customer, &record)?;
-        let matched = secret
-            .as_deref()
-            .and_then(|secret| crate::totp::check(&s.totp, secret, code, r.clock.now_unix()));
-        let step_ttl = s.totp.period_seconds * (2 * u64::from(s.totp.skew_steps) + 2);
-        let candidates = digests(r, call, Method::Authenticator, "", code);
-        let verdict = r
-            .store
-            .verify_totp(
-                &attempt_keys,
-                &keys.totp_step(&call.customer),
-                matched,
-                Duration::from_secs(step_ttl),
-                &candidates,
-                &rule,
-                judge,
-            )
-            .await?;
-        (verdict, chosen)
-    } else {
-        let m = chosen.unwrap_or(Method::Email);
-        let candidates = digests(r, call, m, methods.destination(m), code);
-        let verdict = r
-            .store
-            .verify_code(
-                &attempt_keys,
-                &candidates,
-                &rule,
-                s.codes.max_verify_attempts,
-                judge,
-            )
-            .await?;
-        (verdict, chosen)
+    // The store chooses the method when none is named, so the code is digested for each sent-code
+    // method that may be chosen.
+    let may = |m: Method| method.is_none_or(|named| named == m);
+    let for_method = |m: Method| {
+        if may(m) {
+            digests(r, call, m, code)
+        } else {
+            Vec::new()
+        }
+    };
+    let (email, sms) = (for_method(Method::Email), for_method(Method::Sms));
+    let ask = CodeCheck {
+        named: method,
+        email_offered: r.email.is_some(),
+        sms_offered: r.sms.is_some(),
+        email: &email,
+        sms: &sms,
+        max_tries: s.codes.max_verify_attempts,
+    };
+    let (verdict, used) = match r.store.check_code(&keys, &ask, &rule, judge).await? {
+        // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
+        // they answer as a customer with no pending code does, after the same round trip.
+        Checked::Unknown => return Ok((Outcome::CodeExpired, method, "unknown customer")),
+        Checked::Judged(used, verdict) => (verdict, used),
+        Checked::Authenticator(json) => {
+            // Judged against the authenticator only: a pending sent code is never touched here,
+            // even for a customer without an authenticator (whose attempt then counts as wrong).
+            let record = Directory::parse(&call.customer, &json)?;
+            let secret = r.directory.totp_secret(&call.customer, &record)?;
+            let matched = secret
+                .as_deref()
+                .and_then(|secret| crate::totp::check(&s.totp, secret, code, r.clock.now_unix()));
+            let step_ttl = s.totp.period_seconds * (2 * u64::from(s.totp.skew_steps) + 2);
+            let candidates = digests(r, call, Method::Authenticator, code);
+            let verdict = r
+                .store
+                .verify_totp(
+                    &keys,
+                    &r.keys.totp_step(&call.customer),
+                    matched,
+                    Duration::from_secs(step_ttl),
+                    &candidates,
+                    &rule,
+                    judge,
+                )
+                .await?;
+            (verdict, Some(Method::Authenticator))
+        }
     };
     if verdict.locked_now {
         locked_now(call, limit);
@@ -717,7 +682,7 @@ async fn judge_code(
             // Listed for the support desk's unlock; a bounded list, as strangers' lines are many.
             r.store
                 .push_capped(
-                    &keys.pair_locks(&call.customer),
+                    &r.keys.pair_locks(&call.customer),
                     &caller_digest(r, number),
                     PAIR_LOCKS_LISTED,
                 )

@@ -44,6 +44,28 @@ pub struct Customer {
     /// `v1.<key id>.<ciphertext>` of the raw secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_sealed: Option<String>,
+    /// The contacts' revision (see [`contacts_rev`]): a pending code carries the one it was sent
+    /// under, and the store refuses it once the record holds another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+}
+
+/// A keyed tag of a customer's contacts: equal for equal contacts, and telling nothing of them
+/// without the service key, so it may sit beside a pending code.
+pub fn contacts_rev(
+    keyring: &Keyring,
+    id: &CustomerId,
+    email: Option<&Email>,
+    phone: Option<&PhoneNumber>,
+) -> String {
+    let mut tag = keyring.digest(&[
+        "contacts",
+        id.as_str(),
+        email.map(Email::as_str).unwrap_or(""),
+        phone.map(PhoneNumber::e164).unwrap_or(""),
+    ]);
+    tag.truncate(16);
+    tag
 }
 
 /// Contacts as read back from the store: validated when written, so only their form is checked on
@@ -201,6 +223,7 @@ impl Directory {
                 email: c.email,
                 phone: c.phone,
                 totp_sealed,
+                rev: None,
             },
         )
         .await?;
@@ -294,7 +317,16 @@ impl Directory {
     }
 
     async fn write(&self, id: &CustomerId, c: &Customer) -> Result<(), DirectoryError> {
-        let json = serde_json::to_string(c)
+        let c = Customer {
+            rev: Some(contacts_rev(
+                &self.keyring,
+                id,
+                c.email.as_ref(),
+                c.phone.as_ref(),
+            )),
+            ..c.clone()
+        };
+        let json = serde_json::to_string(&c)
             .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
         self.store.set(&self.keys.customer(id), &json, None).await?;
         Ok(())

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    AttemptKeys, Claim, CustomerState, Judged, Lockout, StateKeys, Store, StoreError, Ttl, Verdict,
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
+    StoreError, Ttl, Verdict,
 };
+use crate::domain::Method;
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -18,6 +20,8 @@ enum Value {
         digest: String,
         method: String,
         attempts: u32,
+        /// The revision of the contacts the code was sent to.
+        rev: String,
     },
     List(Vec<String>),
 }
@@ -148,74 +152,182 @@ fn set_counter(m: &mut HashMap<String, Entry>, key: &str, n: u64) {
     }
 }
 
-impl MemoryStore {
-    /// The steps both verifications share, as the Redis scripts' common prelude does: the repeat
-    /// check, the lock, the attempt count, then `judge` and the lock on the last allowed attempt.
-    fn verify(
-        &self,
-        keys: &AttemptKeys,
-        candidates: &[String],
-        rule: &Lockout,
-        judge: bool,
-        check: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> Outcome,
-    ) -> Result<Verdict, StoreError> {
-        let verdict = |judged, locked_now| Verdict { judged, locked_now };
-        self.with(&keys.failures, true, |m, now| {
-            if let Some(Value::Text(accepted)) = live(m, &keys.accepted, now)
-                && candidates.iter().any(|c| ct_eq(c, accepted))
-            {
-                return Ok(verdict(Judged::Repeat, false));
-            }
-            if !judge {
-                return Ok(verdict(Judged::Missing, false));
-            }
-            if live(m, &keys.lock, now).is_some() {
-                return Ok(verdict(Judged::Locked, false));
-            }
-            let n = counter(m, &keys.failures, now, rule.window)?;
-            let max = u64::from(rule.max);
-            let lock = |m: &mut HashMap<String, Entry>| {
+/// What a check and a send read of a customer record, as the Redis scripts' `record` does.
+struct Record {
+    text: String,
+    email: bool,
+    phone: bool,
+    totp: bool,
+    rev: String,
+}
+
+/// The record at `key`: `Ok(None)` for none, an error when it is not a JSON object.
+fn record(
+    m: &HashMap<String, Entry>,
+    key: &str,
+    now: Instant,
+) -> Result<Option<Record>, StoreError> {
+    let Some(Value::Text(text)) = live(m, key, now) else {
+        return Ok(None);
+    };
+    let unreadable = || StoreError::Protocol("the customer record is not readable JSON".into());
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|_| unreadable())?;
+    let fields = json.as_object().ok_or_else(unreadable)?;
+    let present = |name: &str| match fields.get(name) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    };
+    Ok(Some(Record {
+        text: text.clone(),
+        email: present("email"),
+        phone: present("phone"),
+        totp: present("totp_sealed"),
+        rev: fields
+            .get("rev")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    }))
+}
+
+/// Counts a send and, within the limit, writes its code and remembers its method.
+#[allow(clippy::too_many_arguments)]
+fn reserve(
+    m: &mut HashMap<String, Entry>,
+    now: Instant,
+    keys: (&str, &str, &str),
+    max: u32,
+    window: Duration,
+    digest: &str,
+    method: &str,
+    rev: &str,
+    ttl: Duration,
+) -> Result<Option<u64>, StoreError> {
+    let (sends, code, choice) = keys;
+    let n = counter(m, sends, now, window)?;
+    if n > u64::from(max) {
+        set_counter(m, sends, n - 1);
+        return Ok(None);
+    }
+    m.insert(
+        code.to_string(),
+        Entry {
+            value: Value::Code {
+                digest: digest.to_string(),
+                method: method.to_string(),
+                attempts: 0,
+                rev: rev.to_string(),
+            },
+            expires_at: Some(now + ttl),
+        },
+    );
+    m.insert(
+        choice.to_string(),
+        Entry {
+            value: Value::Text(method.to_string()),
+            expires_at: Some(now + ttl),
+        },
+    );
+    Ok(Some(n))
+}
+
+/// The method a check judges by when the request names none, as `Store::check_code` describes.
+fn choose(
+    m: &HashMap<String, Entry>,
+    keys: &AttemptKeys,
+    now: Instant,
+    c: &Record,
+    ask: &CodeCheck<'_>,
+) -> Option<Method> {
+    if ask.named.is_some() {
+        return ask.named;
+    }
+    let remembered = match live(m, &keys.choice, now) {
+        Some(Value::Text(s)) => Some(s.as_str()),
+        _ => match live(m, &keys.code, now) {
+            Some(Value::Code { method, .. }) => Some(method.as_str()),
+            _ => None,
+        },
+    };
+    match remembered {
+        Some(r) => Method::parse(r)
+            .ok()
+            .filter(|_| r == r.to_ascii_lowercase()),
+        None if c.totp => Some(Method::Authenticator),
+        None => match (c.email && ask.email_offered, c.phone && ask.sms_offered) {
+            (true, false) => Some(Method::Email),
+            (false, true) => Some(Method::Sms),
+            _ => None,
+        },
+    }
+}
+
+/// The steps both verifications share, as the Redis scripts' common prelude does: the repeat
+/// check, the lock, the attempt count, then `check` and the lock on the last allowed attempt.
+fn judge_in(
+    m: &mut HashMap<String, Entry>,
+    now: Instant,
+    keys: &AttemptKeys,
+    candidates: &[String],
+    rule: &Lockout,
+    judge: bool,
+    check: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> Outcome,
+) -> Result<Verdict, StoreError> {
+    let verdict = |judged, locked_now| Verdict { judged, locked_now };
+    if let Some(Value::Text(accepted)) = live(m, &keys.accepted, now)
+        && candidates.iter().any(|c| ct_eq(c, accepted))
+    {
+        return Ok(verdict(Judged::Repeat, false));
+    }
+    if !judge {
+        return Ok(verdict(Judged::Missing, false));
+    }
+    if live(m, &keys.lock, now).is_some() {
+        return Ok(verdict(Judged::Locked, false));
+    }
+    let n = counter(m, &keys.failures, now, rule.window)?;
+    let max = u64::from(rule.max);
+    let lock = |m: &mut HashMap<String, Entry>| {
+        m.insert(
+            keys.lock.clone(),
+            Entry {
+                value: Value::Text("1".into()),
+                expires_at: Some(now + rule.lock_for),
+            },
+        );
+        m.remove(&keys.failures);
+        if rule.discard_code_on_lock {
+            m.remove(&keys.code);
+        }
+    };
+    if n > max {
+        lock(m);
+        return Ok(verdict(Judged::Locked, true));
+    }
+    if m.get(&keys.code).is_some_and(|e| !e.live(now)) {
+        m.remove(&keys.code);
+    }
+    match check(m, now) {
+        Outcome::Accept(digest) => {
+            m.remove(&keys.failures);
+            m.remove(&keys.choice);
+            if !rule.grace.is_zero() {
                 m.insert(
-                    keys.lock.clone(),
+                    keys.accepted.clone(),
                     Entry {
-                        value: Value::Text("1".into()),
-                        expires_at: Some(now + rule.lock_for),
+                        value: Value::Text(digest),
+                        expires_at: Some(now + rule.grace),
                     },
                 );
-                m.remove(&keys.failures);
-                if rule.discard_code_on_lock {
-                    m.remove(&keys.code);
-                }
-            };
-            if n > max {
-                lock(m);
-                return Ok(verdict(Judged::Locked, true));
             }
-            if m.get(&keys.code).is_some_and(|e| !e.live(now)) {
-                m.remove(&keys.code);
-            }
-            match check(m, now) {
-                Outcome::Accept(digest) => {
-                    m.remove(&keys.failures);
-                    m.remove(&keys.choice);
-                    if !rule.grace.is_zero() {
-                        m.insert(
-                            keys.accepted.clone(),
-                            Entry {
-                                value: Value::Text(digest),
-                                expires_at: Some(now + rule.grace),
-                            },
-                        );
-                    }
-                    Ok(verdict(Judged::Accepted, false))
-                }
-                Outcome::Judged(judged) if n >= max => {
-                    lock(m);
-                    Ok(verdict(judged, true))
-                }
-                Outcome::Judged(judged) => Ok(verdict(judged, false)),
-            }
-        })
+            Ok(verdict(Judged::Accepted, false))
+        }
+        Outcome::Judged(judged) if n >= max => {
+            lock(m);
+            Ok(verdict(judged, true))
+        }
+        Outcome::Judged(judged) => Ok(verdict(judged, false)),
     }
 }
 
@@ -306,22 +418,57 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError> {
-        Ok(self.with(&keys.record, false, |m, now| {
-            let text = |key: &str| match live(m, key, now) {
-                Some(Value::Text(s)) => Some(s.clone()),
-                _ => None,
+    async fn start_send(&self, keys: &SendKeys, ask: &SendAsk<'_>) -> Result<Started, StoreError> {
+        self.with(&keys.sends, true, |m, now| {
+            let Some(c) = record(m, &keys.record, now)? else {
+                return Ok(Started::Unknown);
             };
-            CustomerState {
-                record: text(&keys.record),
-                choice: text(&keys.choice),
-                pending_method: match live(m, &keys.code, now) {
-                    Some(Value::Code { method, .. }) => Some(method.clone()),
-                    _ => None,
-                },
-                locked: live(m, &keys.lock, now).is_some(),
+            let has = match ask.method {
+                Method::Email => c.email,
+                Method::Sms => c.phone,
+                Method::Authenticator => c.totp,
+            };
+            if !has {
+                return Ok(Started::NotVerified);
             }
-        }))
+            if !ask.offered {
+                return Ok(Started::NotOffered);
+            }
+            if live(m, &keys.lock, now).is_some() {
+                return Ok(Started::Locked);
+            }
+            if ask.line_locked {
+                return Ok(Started::LineLocked);
+            }
+            if ask.method == Method::Authenticator {
+                m.insert(
+                    keys.choice.clone(),
+                    Entry {
+                        value: Value::Text(ask.method.as_str().to_string()),
+                        expires_at: Some(now + ask.ttl),
+                    },
+                );
+                return Ok(Started::Authenticator);
+            }
+            if !ask.reserve {
+                return Ok(Started::Checked(c.text));
+            }
+            let reserved = reserve(
+                m,
+                now,
+                (&keys.sends, &keys.code, &keys.choice),
+                ask.max,
+                ask.window,
+                ask.digest,
+                ask.method.as_str(),
+                &c.rev,
+                ask.ttl,
+            )?;
+            Ok(match reserved {
+                Some(_) => Started::Reserved(c.text),
+                None => Started::Limited,
+            })
+        })
     }
 
     async fn reserve_send(
@@ -333,33 +480,21 @@ impl Store for MemoryStore {
         window: Duration,
         digest: &str,
         method: &str,
+        rev: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
         self.with(sends_key, true, |m, now| {
-            let n = counter(m, sends_key, now, window)?;
-            if n > u64::from(max) {
-                set_counter(m, sends_key, n - 1);
-                return Ok(None);
-            }
-            m.insert(
-                code_key.to_string(),
-                Entry {
-                    value: Value::Code {
-                        digest: digest.to_string(),
-                        method: method.to_string(),
-                        attempts: 0,
-                    },
-                    expires_at: Some(now + ttl),
-                },
-            );
-            m.insert(
-                choice_key.to_string(),
-                Entry {
-                    value: Value::Text(method.to_string()),
-                    expires_at: Some(now + ttl),
-                },
-            );
-            Ok(Some(n))
+            reserve(
+                m,
+                now,
+                (sends_key, code_key, choice_key),
+                max,
+                window,
+                digest,
+                method,
+                rev,
+                ttl,
+            )
         })
     }
 
@@ -383,36 +518,60 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn verify_code(
+    async fn check_code(
         &self,
         keys: &AttemptKeys,
-        candidates: &[String],
+        ask: &CodeCheck<'_>,
         rule: &Lockout,
-        max_tries: u32,
         judge: bool,
-    ) -> Result<Verdict, StoreError> {
-        self.verify(keys, candidates, rule, judge, |m, _| {
-            let Some(Entry {
-                value: Value::Code {
-                    digest, attempts, ..
-                },
-                ..
-            }) = m.get_mut(&keys.code)
-            else {
-                return Outcome::Judged(Judged::Missing);
+    ) -> Result<Checked, StoreError> {
+        self.with(&keys.failures, true, |m, now| {
+            let Some(c) = record(m, &keys.record, now)? else {
+                return Ok(Checked::Unknown);
             };
-            if candidates.iter().any(|c| ct_eq(c, digest)) {
-                let digest = digest.clone();
-                m.remove(&keys.code);
-                return Outcome::Accept(digest);
+            let chosen = choose(m, keys, now, &c, ask);
+            if chosen == Some(Method::Authenticator) {
+                return Ok(Checked::Authenticator(c.text));
             }
-            *attempts += 1;
-            if *attempts >= max_tries {
-                m.remove(&keys.code);
-                Outcome::Judged(Judged::Exhausted)
+            let mine = if chosen == Some(Method::Sms) {
+                ask.sms
             } else {
-                Outcome::Judged(Judged::Wrong)
-            }
+                ask.email
+            };
+            let all: Vec<String> = ask.email.iter().chain(ask.sms).cloned().collect();
+            let verdict = judge_in(m, now, keys, &all, rule, judge, |m, _| {
+                let Some(Entry {
+                    value:
+                        Value::Code {
+                            digest,
+                            attempts,
+                            rev,
+                            ..
+                        },
+                    ..
+                }) = m.get_mut(&keys.code)
+                else {
+                    return Outcome::Judged(Judged::Missing);
+                };
+                if *rev != c.rev {
+                    // Sent to contacts the customer no longer has.
+                    m.remove(&keys.code);
+                    return Outcome::Judged(Judged::Missing);
+                }
+                if mine.iter().any(|d| ct_eq(d, digest)) {
+                    let digest = digest.clone();
+                    m.remove(&keys.code);
+                    return Outcome::Accept(digest);
+                }
+                *attempts += 1;
+                if *attempts >= ask.max_tries {
+                    m.remove(&keys.code);
+                    Outcome::Judged(Judged::Exhausted)
+                } else {
+                    Outcome::Judged(Judged::Wrong)
+                }
+            })?;
+            Ok(Checked::Judged(chosen, verdict))
         })
     }
 
@@ -426,25 +585,27 @@ impl Store for MemoryStore {
         rule: &Lockout,
         judge: bool,
     ) -> Result<Verdict, StoreError> {
-        self.verify(keys, candidates, rule, judge, |m, now| {
-            let Some(step) = matched_step else {
-                return Outcome::Judged(Judged::Wrong);
-            };
-            let last = match live(m, step_key, now) {
-                Some(Value::Text(s)) => s.parse::<u64>().ok(),
-                _ => None,
-            };
-            if last.is_some_and(|l| step <= l) {
-                return Outcome::Judged(Judged::Replayed);
-            }
-            m.insert(
-                step_key.to_string(),
-                Entry {
-                    value: Value::Text(step.to_string()),
-                    expires_at: Some(now + step_ttl),
-                },
-            );
-            Outcome::Accept(candidates.first().cloned().unwrap_or_default())
+        self.with(&keys.failures, true, |m, now| {
+            judge_in(m, now, keys, candidates, rule, judge, |m, now| {
+                let Some(step) = matched_step else {
+                    return Outcome::Judged(Judged::Wrong);
+                };
+                let last = match live(m, step_key, now) {
+                    Some(Value::Text(s)) => s.parse::<u64>().ok(),
+                    _ => None,
+                };
+                if last.is_some_and(|l| step <= l) {
+                    return Outcome::Judged(Judged::Replayed);
+                }
+                m.insert(
+                    step_key.to_string(),
+                    Entry {
+                        value: Value::Text(step.to_string()),
+                        expires_at: Some(now + step_ttl),
+                    },
+                );
+                Outcome::Accept(candidates.first().cloned().unwrap_or_default())
+            })
         })
     }
 
@@ -600,7 +761,8 @@ impl Store for MemoryStore {
                         digest,
                         method,
                         attempts,
-                    } => format!("d={digest} m={method} a={attempts}"),
+                        rev,
+                    } => format!("d={digest} m={method} a={attempts} r={rev}"),
                     // As the Redis backend gives a list: its items, newest first, one per line.
                     Value::List(items) => items.join("\n"),
                 };

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::Method;
+
 pub use keys::Keys;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,28 +53,89 @@ pub struct AttemptKeys {
     pub choice: String,
     /// The pending sent code; discarded when the attempt locks.
     pub code: String,
+    /// The customer record: what a check chooses the method by, and the contacts' revision a
+    /// pending code must still match.
+    pub record: String,
 }
 
-/// The keys of what a request reads of a customer before it decides.
+/// What a request brings to a check of a code, besides the keys.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeCheck<'a> {
+    /// The method the request names; `None` lets the store choose (see [`Store::check_code`]).
+    pub named: Option<Method>,
+    /// Which sent-code channels have a transport: with none named and none remembered, the only
+    /// offered one is chosen.
+    pub email_offered: bool,
+    pub sms_offered: bool,
+    /// The code's digests as if sent by email, and by SMS (one per key of the ring); empty for a
+    /// method that cannot apply.
+    pub email: &'a [String],
+    pub sms: &'a [String],
+    /// The wrong tries one sent code survives.
+    pub max_tries: u32,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// No such customer; nothing was read further or written.
+    Unknown,
+    /// The method is the authenticator: nothing was judged or written. The customer record, for
+    /// the TOTP check that follows.
+    Authenticator(String),
+    /// A sent code was judged, by the method chosen (`None` when none could be).
+    Judged(Option<Method>, Verdict),
+}
+
+/// The keys a send reads and writes, all in the customer's hash slot.
 #[derive(Debug, Clone)]
-pub struct StateKeys {
+pub struct SendKeys {
     pub record: String,
-    pub choice: String,
-    pub code: String,
     /// The lock that applies to this request (the customer's, or the pair's).
     pub lock: String,
+    pub choice: String,
+    pub code: String,
+    /// The customer's sends in the current window.
+    pub sends: String,
 }
 
-/// What a request knows of a customer before it decides, read in one round trip.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomerState {
-    /// The customer record's JSON, `None` for an unknown customer.
-    pub record: Option<String>,
-    /// The remembered method.
-    pub choice: Option<String>,
-    /// The method the pending code was sent by, if one is pending.
-    pub pending_method: Option<String>,
-    pub locked: bool,
+/// What a request brings to a send, besides the keys.
+#[derive(Debug, Clone, Copy)]
+pub struct SendAsk<'a> {
+    pub method: Method,
+    /// Whether the method's channel has a transport.
+    pub offered: bool,
+    /// The caller number's own lock is set (read beforehand: it lives in another slot).
+    pub line_locked: bool,
+    /// Count and write the code now; false stops after the checks, so that a check the store
+    /// cannot make (the SMS number's cap, in its own slot) comes before anything is counted.
+    pub reserve: bool,
+    /// `codes.max_sends` per `window`.
+    pub max: u32,
+    pub window: Duration,
+    /// The new code's digest, and how long it lives.
+    pub digest: &'a str,
+    pub ttl: Duration,
+}
+
+/// What the first step of a send found, in the order the checks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    Unknown,
+    /// The customer has no such contact (or no authenticator).
+    NotVerified,
+    /// The customer has it, but the channel has no transport.
+    NotOffered,
+    Locked,
+    LineLocked,
+    /// The authenticator was chosen and remembered; nothing is sent.
+    Authenticator,
+    /// Checked, nothing written (`reserve` was false): the record, for the caller's own checks.
+    Checked(String),
+    /// The window's sends are used up; nothing counted or written.
+    Limited,
+    /// Counted and written: the record (where the code goes).
+    Reserved(String),
 }
 
 /// The lockout rule an attempt is judged under.
@@ -222,13 +285,17 @@ pub trait Store: Send + Sync + 'static {
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     /// Takes back one increment (a send that failed must not count); never below zero.
     async fn decr(&self, key: &str) -> Result<(), StoreError>;
-    /// The customer record, remembered method, pending code's method and lock, in one round trip.
-    async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError>;
+    /// The first step of a send, in one atomic step: reads the customer record, refuses in order an
+    /// unknown customer, a method the customer does not have, a channel without transport, the
+    /// customer's lock and the caller number's; remembers the authenticator when it is the method;
+    /// then (with `reserve`) counts the send and writes the code as [`Store::reserve_send`] does,
+    /// bound to the record's contacts revision.
+    async fn start_send(&self, keys: &SendKeys, ask: &SendAsk<'_>) -> Result<Started, StoreError>;
     /// One send in one step: counts it in `sends_key` (a window of `window`, starting at its first
     /// count) and, while that stays within `max`, writes the pending code (`digest`, sent by
-    /// `method`, no wrong tries, replacing any) and the remembered method, both for `ttl`. Answers
-    /// the send's number, or `None` with nothing counted or written when the window's sends are
-    /// used up.
+    /// `method`, to the contacts of revision `rev`, no wrong tries, replacing any) and the
+    /// remembered method, both for `ttl`. Answers the send's number, or `None` with nothing counted
+    /// or written when the window's sends are used up.
     #[allow(clippy::too_many_arguments)]
     async fn reserve_send(
         &self,
@@ -239,30 +306,36 @@ pub trait Store: Send + Sync + 'static {
         window: Duration,
         digest: &str,
         method: &str,
+        rev: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError>;
     /// The method the pending code at `key` was sent by, if one is pending.
     async fn pending_method(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Deletes the pending code only while it is still `digest` (a racing resend's code survives).
     async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError>;
-    /// One atomic verification of a sent code. In order: a repeat of the accepted digest (any of
-    /// `candidates`) answers `Repeat`; a lock answers `Locked`; otherwise the attempt is counted (a
-    /// count over `rule.max` locks); the pending code is compared with every candidate (one per
-    /// key of the key ring), deleted on a match (failures and choice reset, the digest kept as
-    /// accepted for `rule.grace`), or charged a wrong try and deleted at `max_tries`. The last
-    /// allowed attempt, when not a success, locks and discards the code. With `judge` false only
-    /// the repeat check runs (`Missing` otherwise), for attempts refused by another limit.
-    async fn verify_code(
+    /// A whole check of a code in one atomic step, so it takes one round trip. Reads the customer
+    /// record (`Unknown` without it) and chooses the method: the named one, else the remembered
+    /// choice, else the pending code's method, else the authenticator if enrolled, else the only
+    /// offered channel the customer has. The authenticator answers `Authenticator` untouched.
+    /// Otherwise, in order: a repeat of the accepted digest (any candidate) answers `Repeat`; a
+    /// lock answers `Locked`; the attempt is counted (a count over `rule.max` locks); a pending
+    /// code sent to contacts other than the record's now is discarded (`Missing`); the pending
+    /// code is compared with the chosen method's candidates, deleted on a match (failures and
+    /// choice reset, the digest kept as accepted for `rule.grace`), or charged a wrong try and
+    /// deleted at `max_tries`. The last allowed attempt, when not a success, locks and discards
+    /// the code. With `judge` false only the repeat check runs (`Missing` otherwise), for attempts
+    /// refused by another limit.
+    async fn check_code(
         &self,
         keys: &AttemptKeys,
-        candidates: &[String],
+        ask: &CodeCheck<'_>,
         rule: &Lockout,
-        max_tries: u32,
         judge: bool,
-    ) -> Result<Verdict, StoreError>;
-    /// The same for an authenticator code already checked against the secret: `matched_step` is
-    /// the TOTP step it matched (`None` for a wrong code). A match is accepted only when the step is
-    /// after the one stored at `step_key` (replay), which is then raised, kept for `step_ttl`.
+    ) -> Result<Checked, StoreError>;
+    /// The same steps for an authenticator code already checked against the secret:
+    /// `matched_step` is the TOTP step it matched (`None` for a wrong code). A match is accepted
+    /// only when the step is after the one stored at `step_key` (replay), which is then raised,
+    /// kept for `step_ttl`. `candidates` are the code's digests, for the repeat check.
     #[allow(clippy::too_many_arguments)]
     async fn verify_totp(
         &self,

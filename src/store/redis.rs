@@ -10,9 +10,10 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    AttemptKeys, Claim, CustomerState, Judged, Lockout, StateKeys, Store, StoreError, StoreUrl,
-    Ttl, Verdict,
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
+    StoreError, StoreUrl, Ttl, Verdict,
 };
+use crate::domain::Method;
 
 static DISCARD_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -24,16 +25,46 @@ return 0",
     )
 });
 
-/// The start both verification scripts share. KEYS: lock, failures, accepted, choice, code, then
-/// the script's own. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on
-/// lock (1/0), two of the script's own, then the candidate digests. Answers {kind, locked now}: 0 missing, 1 accepted, 2 wrong,
-/// 3 exhausted, 4 locked, 5 repeat, 6 replayed. The digests are keyed HMACs, so comparing them
-/// with `==` reveals nothing an attacker can steer.
-const VERIFY_PRELUDE: &str = r"local function candidate(v)
-  for i = 9, #ARGV do if v == ARGV[i] then return true end end
-  return false
+/// What both a check and a send read of the customer record: which contacts it has and their
+/// revision (`rev`, which a pending code must still match).
+const RECORD: &str = r"local function present(v) return v ~= nil and v ~= cjson.null and v ~= '' end
+local function record(key)
+  local rec = redis.call('GET', key)
+  if not rec then return nil end
+  local ok, c = pcall(cjson.decode, rec)
+  if not ok or type(c) ~= 'table' then return false end
+  local rev = c.rev
+  if not present(rev) then rev = '' end
+  return {rec = rec, email = present(c.email), phone = present(c.phone),
+    totp = present(c.totp_sealed), rev = rev}
 end
-local function lock()
+";
+
+/// Counts a send and, within the limit, writes its code and remembers its method: -1 when the
+/// window's sends are used up (the count taken back), else the send's number.
+const RESERVE: &str = r"local function reserve(sends, code, choice, max, window, digest, method, rev, ttl)
+  local n = redis.call('INCR', sends)
+  if n == 1 or redis.call('PTTL', sends) < 0 then redis.call('PEXPIRE', sends, window) end
+  if n > tonumber(max) then
+    redis.call('DECR', sends)
+    return -1
+  end
+  redis.call('DEL', code)
+  redis.call('HSET', code, 'd', digest, 'm', method, 'a', 0, 'r', rev)
+  redis.call('PEXPIRE', code, ttl)
+  redis.call('SET', choice, method, 'PX', ttl)
+  return n
+end
+";
+
+/// The judging both verification scripts share, after each has set `chosen` (the method) and
+/// `candidate(v)` (whether `v` is one of the code's digests). KEYS: lock, failures, accepted,
+/// choice, code. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on lock
+/// (1/0). Answers {kind, locked now, method, record}: kind 0 missing, 1 accepted, 2 wrong, 3
+/// exhausted, 4 locked, 5 repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen (with
+/// the record), 9 unreadable record. The digests are keyed HMACs, so comparing them with `==`
+/// reveals nothing an attacker can steer.
+const VERIFY_PRELUDE: &str = r"local function lock()
   redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
   if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
@@ -43,35 +74,71 @@ local function accept(digest)
   if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], digest, 'PX', ARGV[4]) end
 end
 local accepted = redis.call('GET', KEYS[3])
-if accepted and candidate(accepted) then return {5, 0} end
-if ARGV[5] ~= '1' then return {0, 0} end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {4, 0} end
+if accepted and candidate(accepted) then return {5, 0, chosen, ''} end
+if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {4, 0, chosen, ''} end
 local n = redis.call('INCR', KEYS[2])
 if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 local max = tonumber(ARGV[1])
 if n > max then
   lock()
-  return {4, 1}
+  return {4, 1, chosen, ''}
 end
 local function judged(kind)
   if n >= max then
     lock()
-    return {kind, 1}
+    return {kind, 1, chosen, ''}
   end
-  return {kind, 0}
+  return {kind, 0, chosen, ''}
 end
 ";
 
-/// A sent code: ARGV[7] is the wrong tries one code survives.
-static VERIFY_CODE: LazyLock<Script> = LazyLock::new(|| {
+/// A whole check of a code (see `Store::check_code`). KEYS as the prelude's, then the record.
+/// ARGV as the prelude's, then: 7 wrong tries one code survives, 8 the named method (or ''), 9 the
+/// offered channels ('e', 's'), 10 how many email digests follow from 11, then the SMS digests.
+static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{VERIFY_PRELUDE}
-local d = redis.call('HGET', KEYS[5], 'd')
+        r"{RECORD}
+local c = record(KEYS[6])
+if c == nil then return {{7, 0, '', ''}} end
+if not c then return {{9, 0, '', ''}} end
+local chosen = ARGV[8]
+if chosen == '' then
+  local remembered = redis.call('GET', KEYS[4]) or redis.call('HGET', KEYS[5], 'm')
+  if remembered then
+    if remembered == 'email' or remembered == 'sms' or remembered == 'authenticator' then
+      chosen = remembered
+    end
+  elseif c.totp then
+    chosen = 'authenticator'
+  else
+    local e = c.email and string.find(ARGV[9], 'e', 1, true)
+    local s = c.phone and string.find(ARGV[9], 's', 1, true)
+    if e and not s then chosen = 'email' elseif s and not e then chosen = 'sms' end
+  end
+end
+if chosen == 'authenticator' then return {{8, 0, chosen, c.rec}} end
+local k = tonumber(ARGV[10])
+local first, last = 11, 10 + k
+if chosen == 'sms' then first, last = 11 + k, #ARGV end
+local function candidate(v)
+  for i = 11, #ARGV do if v == ARGV[i] then return true end end
+  return false
+end
+{VERIFY_PRELUDE}
+local code = redis.call('HMGET', KEYS[5], 'd', 'r')
+local d = code[1]
 if not d then return judged(0) end
-if candidate(d) then
+if (code[2] or '') ~= c.rev then
   redis.call('DEL', KEYS[5])
-  accept(d)
-  return {{1, 0}}
+  return judged(0)
+end
+for i = first, last do
+  if d == ARGV[i] then
+    redis.call('DEL', KEYS[5])
+    accept(d)
+    return {{1, 0, chosen, ''}}
+  end
 end
 if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[7]) then
   redis.call('DEL', KEYS[5])
@@ -81,45 +148,60 @@ return judged(2)"
     ))
 });
 
-/// An authenticator code: KEYS[6] the last accepted step; ARGV[7] the matched step (-1 none),
-/// ARGV[8] the step record's life in ms.
+/// An authenticator code: KEYS as the prelude's, then the last accepted step; ARGV as the
+/// prelude's, then 7 the matched step (-1 none), 8 the step record's life in ms, then the digests.
 static VERIFY_TOTP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{VERIFY_PRELUDE}
+        r"local chosen = 'authenticator'
+local function candidate(v)
+  for i = 9, #ARGV do if v == ARGV[i] then return true end end
+  return false
+end
+{VERIFY_PRELUDE}
 local step = tonumber(ARGV[7])
 if step < 0 then return judged(2) end
 local last = tonumber(redis.call('GET', KEYS[6]) or '-1')
 if last and step <= last then return judged(6) end
 redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
 accept(ARGV[9])
-return {{1, 0}}"
+return {{1, 0, chosen, ''}}"
     ))
 });
 
-/// KEYS: record, choice, code, lock. What a request reads before it decides (false: absent).
-static CUSTOMER_STATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]),
-  redis.call('HGET', KEYS[3], 'm'), redis.call('EXISTS', KEYS[4])}",
-    )
+/// The first step of a send (see `Store::start_send`). KEYS: record, lock, choice, code, sends.
+/// ARGV: method, offered (1/0), line locked (1/0), reserve (1/0), max sends, window ms, digest,
+/// ttl ms. Answers {kind, record}: 0 unknown, 1 not verified, 2 not offered, 3 locked, 4 line
+/// locked, 5 authenticator, 6 checked, 7 limited, 8 reserved, 9 unreadable record.
+static START_SEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{RECORD}{RESERVE}
+local c = record(KEYS[1])
+if c == nil then return {{0, ''}} end
+if not c then return {{9, ''}} end
+local m = ARGV[1]
+local has = (m == 'email' and c.email) or (m == 'sms' and c.phone) or (m == 'authenticator' and c.totp)
+if not has then return {{1, ''}} end
+if ARGV[2] ~= '1' then return {{2, ''}} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {{3, ''}} end
+if ARGV[3] == '1' then return {{4, ''}} end
+if m == 'authenticator' then
+  redis.call('SET', KEYS[3], m, 'PX', ARGV[8])
+  return {{5, ''}}
+end
+if ARGV[4] ~= '1' then return {{6, c.rec}} end
+if reserve(KEYS[5], KEYS[4], KEYS[3], ARGV[5], ARGV[6], ARGV[7], m, c.rev, ARGV[8]) < 0 then
+  return {{7, ''}}
+end
+return {{8, c.rec}}"
+    ))
 });
 
-/// KEYS: sends, code, choice. ARGV: max, window ms, digest, method, ttl ms. -1 when the window's
-/// sends are used up (the count taken back), else the send's number.
+/// KEYS: sends, code, choice. ARGV: max, window ms, digest, method, contacts revision, ttl ms.
 static RESERVE_SEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return -1
-end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'd', ARGV[3], 'm', ARGV[4], 'a', 0)
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-return n",
-    )
+    Script::new(&format!(
+        r"{RESERVE}
+return reserve(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])"
+    ))
 });
 
 /// KEYS: lock, count. ARGV: max, window ms. -1 locked, -2 full (nothing counted), else the count.
@@ -288,7 +370,10 @@ fn verify_invocation<'a>(
     inv
 }
 
-fn verdict((kind, locked_now): (i64, i64)) -> Result<Verdict, StoreError> {
+/// A verification script's answer: `Checked`, or for kind 7 and 8 what came before judging.
+fn checked(
+    (kind, locked_now, method, record): (i64, i64, String, String),
+) -> Result<Checked, StoreError> {
     let judged = match kind {
         0 => Judged::Missing,
         1 => Judged::Accepted,
@@ -297,16 +382,24 @@ fn verdict((kind, locked_now): (i64, i64)) -> Result<Verdict, StoreError> {
         4 => Judged::Locked,
         5 => Judged::Repeat,
         6 => Judged::Replayed,
+        7 => return Ok(Checked::Unknown),
+        8 => return Ok(Checked::Authenticator(record)),
+        9 => return Err(unreadable_record()),
         other => {
             return Err(StoreError::Protocol(format!(
                 "verification script answered {other}"
             )));
         }
     };
-    Ok(Verdict {
+    let verdict = Verdict {
         judged,
         locked_now: locked_now == 1,
-    })
+    };
+    Ok(Checked::Judged(Method::parse(&method).ok(), verdict))
+}
+
+fn unreadable_record() -> StoreError {
+    StoreError::Protocol("the customer record is not readable JSON".into())
 }
 
 impl RedisStore {
@@ -581,28 +674,43 @@ impl Store for RedisStore {
             .map(|_| ())
     }
 
-    async fn customer_state(&self, keys: &StateKeys) -> Result<CustomerState, StoreError> {
-        let (record, choice, pending_method, locked): (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            i64,
-        ) = self
+    async fn start_send(&self, keys: &SendKeys, ask: &SendAsk<'_>) -> Result<Started, StoreError> {
+        let (kind, record): (i64, String) = self
             .run(async |c| {
-                CUSTOMER_STATE
+                START_SEND
                     .key(&keys.record)
+                    .key(&keys.lock)
                     .key(&keys.choice)
                     .key(&keys.code)
-                    .key(&keys.lock)
+                    .key(&keys.sends)
+                    .arg(ask.method.as_str())
+                    .arg(u8::from(ask.offered))
+                    .arg(u8::from(ask.line_locked))
+                    .arg(u8::from(ask.reserve))
+                    .arg(ask.max)
+                    .arg(millis(ask.window))
+                    .arg(ask.digest)
+                    .arg(millis(ask.ttl))
                     .invoke_async(c)
                     .await
             })
             .await?;
-        Ok(CustomerState {
-            record,
-            choice,
-            pending_method,
-            locked: locked == 1,
+        Ok(match kind {
+            0 => Started::Unknown,
+            1 => Started::NotVerified,
+            2 => Started::NotOffered,
+            3 => Started::Locked,
+            4 => Started::LineLocked,
+            5 => Started::Authenticator,
+            6 => Started::Checked(record),
+            7 => Started::Limited,
+            8 => Started::Reserved(record),
+            9 => return Err(unreadable_record()),
+            other => {
+                return Err(StoreError::Protocol(format!(
+                    "send script answered {other}"
+                )));
+            }
         })
     }
 
@@ -615,6 +723,7 @@ impl Store for RedisStore {
         window: Duration,
         digest: &str,
         method: &str,
+        rev: &str,
         ttl: Duration,
     ) -> Result<Option<u64>, StoreError> {
         let n: i64 = self
@@ -627,6 +736,7 @@ impl Store for RedisStore {
                     .arg(millis(window))
                     .arg(digest)
                     .arg(method)
+                    .arg(rev)
                     .arg(millis(ttl))
                     .invoke_async(c)
                     .await
@@ -646,18 +756,29 @@ impl Store for RedisStore {
         Ok(n == 1)
     }
 
-    async fn verify_code(
+    async fn check_code(
         &self,
         keys: &AttemptKeys,
-        candidates: &[String],
+        ask: &CodeCheck<'_>,
         rule: &Lockout,
-        max_tries: u32,
         judge: bool,
-    ) -> Result<Verdict, StoreError> {
-        let mut inv = verify_invocation(&VERIFY_CODE, keys, rule, judge);
-        inv.arg(max_tries).arg(0).arg(candidates);
-        let reply: (i64, i64) = self.run(async |c| inv.invoke_async(c).await).await?;
-        verdict(reply)
+    ) -> Result<Checked, StoreError> {
+        let mut inv = verify_invocation(&CHECK_CODE, keys, rule, judge);
+        let offered = match (ask.email_offered, ask.sms_offered) {
+            (true, true) => "es",
+            (true, false) => "e",
+            (false, true) => "s",
+            (false, false) => "",
+        };
+        inv.key(&keys.record)
+            .arg(ask.max_tries)
+            .arg(ask.named.map_or("", Method::as_str))
+            .arg(offered)
+            .arg(ask.email.len())
+            .arg(ask.email)
+            .arg(ask.sms);
+        let reply = self.run(async |c| inv.invoke_async(c).await).await?;
+        checked(reply)
     }
 
     async fn verify_totp(
@@ -676,8 +797,13 @@ impl Store for RedisStore {
             .arg(step)
             .arg(millis(step_ttl))
             .arg(candidates);
-        let reply: (i64, i64) = self.run(async |c| inv.invoke_async(c).await).await?;
-        verdict(reply)
+        let reply = self.run(async |c| inv.invoke_async(c).await).await?;
+        match checked(reply)? {
+            Checked::Judged(_, verdict) => Ok(verdict),
+            _ => Err(StoreError::Protocol(
+                "authenticator script answered before judging".into(),
+            )),
+        }
     }
 
     async fn claim_capped(

@@ -4,7 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use twofactor::store::{AttemptKeys, Claim, Judged, Lockout, Store, Ttl, Verdict};
+use twofactor::domain::Method;
+use twofactor::store::{
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
+    Ttl, Verdict,
+};
 
 use crate::helpers::{rand_u64, redis};
 
@@ -15,6 +19,7 @@ macro_rules! both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
                 let store = twofactor::store::connect("memory://").await.unwrap();
+                super::with_customer(&store).await;
                 super::$body(store, super::prefix()).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,10 +27,19 @@ macro_rules! both_backends {
                 let store = twofactor::store::connect(&super::redis().url())
                     .await
                     .unwrap();
+                super::with_customer(&store).await;
                 super::$body(store, super::prefix()).await
             }
         }
     };
+}
+
+/// The customer record every code check in these tests reads: a customer with no contacts of
+/// revision "" (the same for every test, so tests sharing one Redis agree on it).
+const RECORD: &str = "aux:record";
+
+async fn with_customer(store: &Arc<dyn Store>) {
+    store.set(RECORD, "{}", None).await.unwrap();
 }
 
 /// Writes a pending code as a send does (through `reserve_send`, under a limit never reached), for
@@ -41,6 +55,7 @@ async fn put_code(store: &Arc<dyn Store>, key: &str, digest: &str, method: &str,
             ttl,
             digest,
             method,
+            "",
             ttl,
         )
         .await
@@ -226,6 +241,7 @@ fn attempt_keys(p: &str) -> AttemptKeys {
         accepted: format!("{p}accepted"),
         choice: format!("{p}choice"),
         code: format!("{p}code"),
+        record: RECORD.to_string(),
     }
 }
 
@@ -250,10 +266,30 @@ async fn verify(
     tries: u32,
 ) -> Verdict {
     let candidates: Vec<String> = digests.iter().map(|d| d.to_string()).collect();
-    store
-        .verify_code(&attempt_keys(p), &candidates, rule, tries, true)
-        .await
-        .unwrap()
+    check_email(store, &attempt_keys(p), &candidates, rule, tries, true).await
+}
+
+/// A check of a code sent by email, named as such.
+async fn check_email(
+    store: &Arc<dyn Store>,
+    keys: &AttemptKeys,
+    candidates: &[String],
+    rule: &Lockout,
+    tries: u32,
+    judge: bool,
+) -> Verdict {
+    let ask = CodeCheck {
+        named: Some(Method::Email),
+        email_offered: true,
+        sms_offered: true,
+        email: candidates,
+        sms: &[],
+        max_tries: tries,
+    };
+    match store.check_code(keys, &ask, rule, judge).await.unwrap() {
+        Checked::Judged(Some(Method::Email), verdict) => verdict,
+        other => panic!("not judged as email: {other:?}"),
+    }
 }
 
 async fn verify_code_is_atomic_limited_and_single_use(store: Arc<dyn Store>, p: String) {
@@ -389,18 +425,12 @@ async fn an_accepted_code_repeats_only_within_its_grace(store: Arc<dyn Store>, p
             .into_iter()
             .map(|v| v.judged)
             .collect();
-    let refused = store
-        .verify_code(&keys, &["right".to_string()], &rule, 3, false)
-        .await
-        .unwrap();
+    let refused = check_email(&store, &keys, &["right".to_string()], &rule, 3, false).await;
 
     assert_eq!(repeats, vec![Judged::Repeat; 5], "repeats are not counted");
     assert_eq!(refused.judged, Judged::Repeat, "even when not judged");
     assert_eq!(store.get(&keys.lock).await.unwrap(), None, "not locked");
-    let other = store
-        .verify_code(&keys, &["other".to_string()], &rule, 3, false)
-        .await
-        .unwrap();
+    let other = check_email(&store, &keys, &["other".to_string()], &rule, 3, false).await;
     assert_eq!(
         other.judged,
         Judged::Missing,
@@ -626,7 +656,7 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
         ("a", "1"),
         ("b", "2"),
         ("c", "1"),
-        ("code", "d=digest m=email a=1"),
+        ("code", "d=digest m=email a=1 r="),
         ("failures", "1"),
     ]
     .iter()
@@ -714,47 +744,182 @@ async fn scan_page_walks_a_prefix(store: Arc<dyn Store>, p: String) {
 }
 both_backends!(scan_page_walks_a_prefix_agree, scan_page_walks_a_prefix);
 
-async fn customer_state_reads_everything_a_request_needs(store: Arc<dyn Store>, p: String) {
-    let keys = twofactor::store::StateKeys {
+async fn a_send_starts_in_one_step(store: Arc<dyn Store>, p: String) {
+    let keys = SendKeys {
         record: format!("{p}record"),
+        lock: format!("{p}lock"),
         choice: format!("{p}choice"),
         code: format!("{p}code"),
-        lock: format!("{p}lock"),
+        sends: format!("{p}sends"),
     };
-    let empty = store.customer_state(&keys).await.unwrap();
-    assert_eq!(empty, twofactor::store::CustomerState::default());
+    let ask = SendAsk {
+        method: Method::Sms,
+        offered: true,
+        line_locked: false,
+        reserve: true,
+        max: 1,
+        window: LONG,
+        digest: "d",
+        ttl: LONG,
+    };
+    let start = |ask: SendAsk<'static>| {
+        let (store, keys) = (store.clone(), keys.clone());
+        async move { store.start_send(&keys, &ask).await.unwrap() }
+    };
+    assert_eq!(start(ask).await, Started::Unknown);
+    assert_eq!(
+        store.get(&keys.sends).await.unwrap(),
+        None,
+        "nothing counted"
+    );
 
-    store.set(&keys.record, "{}", None).await.unwrap();
-    store.set(&keys.lock, "1", Some(SHORT)).await.unwrap();
-    let reserved = store
-        .reserve_send(
-            &format!("{p}sends"),
-            &keys.code,
-            &keys.choice,
-            2,
-            LONG,
-            "d",
-            "sms",
-            LONG,
+    let record = r#"{"email":"a@example.com","phone":null,"rev":"r1"}"#;
+    store.set(&keys.record, record, None).await.unwrap();
+    assert_eq!(start(ask).await, Started::NotVerified, "no phone");
+    let email = SendAsk {
+        method: Method::Email,
+        ..ask
+    };
+    assert_eq!(
+        start(SendAsk {
+            offered: false,
+            ..email
+        })
+        .await,
+        Started::NotOffered
+    );
+    assert_eq!(
+        start(SendAsk {
+            method: Method::Authenticator,
+            ..ask
+        })
+        .await,
+        Started::NotVerified,
+        "no authenticator"
+    );
+    assert_eq!(
+        start(SendAsk {
+            line_locked: true,
+            ..email
+        })
+        .await,
+        Started::LineLocked
+    );
+    assert_eq!(
+        start(SendAsk {
+            reserve: false,
+            ..email
+        })
+        .await,
+        Started::Checked(record.to_string())
+    );
+    assert_eq!(store.get(&keys.sends).await.unwrap(), None, "only checked");
+
+    assert_eq!(start(email).await, Started::Reserved(record.to_string()));
+    assert_eq!(start(email).await, Started::Limited, "one send allowed");
+    let stored = store.dump(&format!("{p}code")).await.unwrap();
+    assert_eq!(
+        stored,
+        vec![(keys.code.clone(), "d=d m=email a=0 r=r1".to_string())],
+        "the code carries the record's contacts revision"
+    );
+    assert_eq!(
+        store.get(&keys.choice).await.unwrap().as_deref(),
+        Some("email")
+    );
+
+    store.set(&keys.lock, "1", Some(LONG)).await.unwrap();
+    assert_eq!(start(email).await, Started::Locked);
+    store.set(&keys.record, "not json", None).await.unwrap();
+    assert!(store.start_send(&keys, &email).await.is_err(), "unreadable");
+}
+both_backends!(a_send_starts_in_one_step_agree, a_send_starts_in_one_step);
+
+/// What a check chooses when no method is named, and that a code sent to other contacts is gone.
+async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>, p: String) {
+    let keys = AttemptKeys {
+        record: format!("{p}record"),
+        ..attempt_keys(&p)
+    };
+    // The closure below outlives this function's borrows, so the digests are leaked (a test's few bytes).
+    let email: &'static [String] = Box::leak(Box::new(["e".to_string()]));
+    let sms: &'static [String] = Box::leak(Box::new(["s".to_string()]));
+    let ask = CodeCheck {
+        named: None,
+        email_offered: true,
+        sms_offered: true,
+        email,
+        sms,
+        max_tries: 3,
+    };
+    let check = |ask: CodeCheck<'static>| {
+        let (store, keys) = (store.clone(), keys.clone());
+        async move {
+            match store.check_code(&keys, &ask, &LENIENT, true).await.unwrap() {
+                Checked::Judged(method, v) => (method, v.judged),
+                Checked::Unknown => (None, Judged::Locked),
+                Checked::Authenticator(_) => (Some(Method::Authenticator), Judged::Locked),
+            }
+        }
+    };
+    assert_eq!(
+        store.check_code(&keys, &ask, &LENIENT, true).await.unwrap(),
+        Checked::Unknown
+    );
+    assert_eq!(
+        store.get(&keys.failures).await.unwrap(),
+        None,
+        "unknown customers leave nothing"
+    );
+
+    // Two channels, nothing remembered: none chosen (judged as email).
+    let both = r#"{"email":"a@example.com","phone":"+447911123456","rev":"r1"}"#;
+    store.set(&keys.record, both, None).await.unwrap();
+    assert_eq!(check(ask).await, (None, Judged::Missing));
+    // The only offered channel is chosen.
+    let sms_only = CodeCheck {
+        email_offered: false,
+        ..ask
+    };
+    assert_eq!(check(sms_only).await, (Some(Method::Sms), Judged::Missing));
+    // The pending code's method is chosen, and its own digests judge it.
+    put_code(&store, &keys.code, "s", "sms", LONG).await;
+    store.del(&keys.choice).await.unwrap();
+    assert_eq!(
+        check(ask).await,
+        (Some(Method::Sms), Judged::Missing),
+        "revision '' is not r1"
+    );
+    assert_eq!(
+        store.pending_method(&keys.code).await.unwrap(),
+        None,
+        "discarded"
+    );
+    // A code sent under the record's revision is accepted.
+    store
+        .set(
+            &keys.record,
+            r#"{"email":"a@example.com","phone":"+447911123456"}"#,
+            None,
         )
         .await
         .unwrap();
-    let full = store.customer_state(&keys).await.unwrap();
-
-    assert_eq!(reserved, Some(1));
-    assert_eq!(full.record.as_deref(), Some("{}"));
-    assert_eq!(full.choice.as_deref(), Some("sms"));
-    assert_eq!(full.pending_method.as_deref(), Some("sms"));
-    assert!(full.locked);
-    past(SHORT).await;
-    assert!(
-        !store.customer_state(&keys).await.unwrap().locked,
-        "the lock expired"
+    put_code(&store, &keys.code, "s", "sms", LONG).await;
+    assert_eq!(check(ask).await, (Some(Method::Sms), Judged::Accepted));
+    // The remembered choice wins over the authenticator; without one, the authenticator is chosen.
+    let with_totp = r#"{"email":"a@example.com","phone":null,"totp_sealed":"v1.x.y"}"#;
+    store.set(&keys.record, with_totp, None).await.unwrap();
+    store.set(&keys.choice, "email", Some(LONG)).await.unwrap();
+    assert_eq!(check(ask).await, (Some(Method::Email), Judged::Missing));
+    store.del(&keys.choice).await.unwrap();
+    assert_eq!(
+        store.check_code(&keys, &ask, &LENIENT, true).await.unwrap(),
+        Checked::Authenticator(with_totp.to_string())
     );
 }
 both_backends!(
-    customer_state_reads_everything_a_request_needs_agree,
-    customer_state_reads_everything_a_request_needs
+    a_check_chooses_the_method_and_binds_the_contacts_agree,
+    a_check_chooses_the_method_and_binds_the_contacts
 );
 
 async fn reserve_send_counts_and_writes_only_within_the_limit(store: Arc<dyn Store>, p: String) {
@@ -768,7 +933,7 @@ async fn reserve_send_counts_and_writes_only_within_the_limit(store: Arc<dyn Sto
         let (sends, code, choice) = (sends.clone(), code.clone(), choice.clone());
         async move {
             store
-                .reserve_send(&sends, &code, &choice, 2, LONG, digest, "email", LONG)
+                .reserve_send(&sends, &code, &choice, 2, LONG, digest, "email", "", LONG)
                 .await
                 .unwrap()
         }
@@ -809,6 +974,7 @@ async fn reserve_send_counts_and_writes_only_within_the_limit(store: Arc<dyn Sto
                         LONG,
                         "d",
                         "sms",
+                        "",
                         LONG,
                     )
                     .await
