@@ -177,6 +177,37 @@ both_stores!(
     import_phone_change_discards_the_code
 );
 
+async fn a_send_racing_a_phone_change_cannot_verify(kind: StoreKind) {
+    // Arrange: a code sent to the old number.
+    let app = app_with_alice(kind).await;
+    let code = send_to_alice(&app, "SMS").await;
+
+    // Act: the record takes the new number, as a PUT writes it, while the code stays: what a
+    // send's code write landing just after the PUT's clean-up leaves behind.
+    let id = twofactor::domain::CustomerId::parse("1001").expect("id");
+    let phone = twofactor::domain::PhoneNumber::parse(NEW_PHONE).expect("phone");
+    let email = twofactor::domain::Email::parse(ALICE_EMAIL).expect("email");
+    let rev =
+        twofactor::directory::contacts_rev(&app.state.keyring, &id, Some(&email), Some(&phone));
+    let record = json!({"email": ALICE_EMAIL, "phone": NEW_PHONE, "rev": rev}).to_string();
+    app.state
+        .store
+        .set(&app.state.keys.customer(&id), &record, None)
+        .await
+        .expect("write");
+
+    // Assert
+    assert_eq!(
+        key_code(&app, "SMS", &code).await,
+        "expired",
+        "a code sent to the old number never verifies against the new one"
+    );
+}
+both_stores!(
+    a_code_sent_to_the_old_number_dies_even_when_it_outlived_the_change,
+    a_send_racing_a_phone_change_cannot_verify
+);
+
 async fn unchanged_contacts_keep_the_code(kind: StoreKind) {
     // Arrange
     let app = app_with_alice(kind).await;
