@@ -147,8 +147,8 @@ impl Methods {
     }
 }
 
-fn audit(op: &str, call: &Call, method: Option<Method>, outcome: Outcome, detail: &str) {
-    metrics::counter!("twofactor_operations_total", "operation" => op.to_string(), "outcome" => outcome.as_str()).increment(1);
+fn audit(op: &'static str, call: &Call, method: Option<Method>, outcome: Outcome, detail: &str) {
+    metrics::counter!("twofactor_operations_total", "operation" => op, "outcome" => outcome.as_str()).increment(1);
     tracing::info!(
         target: "audit",
         event = op,
@@ -162,7 +162,12 @@ fn audit(op: &str, call: &Call, method: Option<Method>, outcome: Outcome, detail
 }
 
 /// Logs a fault with its cause (never a code) and answers `Error`.
-fn fault(op: &str, call: &Call, method: Option<Method>, cause: &dyn std::fmt::Display) -> Outcome {
+fn fault(
+    op: &'static str,
+    call: &Call,
+    method: Option<Method>,
+    cause: &dyn std::fmt::Display,
+) -> Outcome {
     tracing::error!(customer = %call.customer, operation = op, cause = %cause, "operation failed");
     audit(op, call, method, Outcome::Error, "fault");
     Outcome::Error

@@ -94,7 +94,7 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
 
 fn new_request_id() -> String {
     let bytes: [u8; 8] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Request id, span, access log line and latency metric for every request.
