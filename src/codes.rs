@@ -403,6 +403,7 @@ async fn prepare_send(
         window,
         digest: &digest,
         ttl,
+        known: None,
     };
     let limited = || {
         metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
@@ -648,6 +649,7 @@ async fn judge_code(
         email: &email,
         sms: &sms,
         max_tries: s.codes.max_verify_attempts,
+        known: None,
     };
     let (verdict, used) = match r.store.check_code(&keys, &ask, &rule, judge).await? {
         // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
-    StoreError, Ttl, Verdict,
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Known, Lockout, SendAsk, SendKeys, Started,
+    Store, StoreError, Ttl, Verdict,
 };
 use crate::domain::Method;
 
@@ -161,12 +161,23 @@ struct Record {
     rev: String,
 }
 
-/// The record at `key`: `Ok(None)` for none, an error when it is not a JSON object.
+/// The record at `key`, or the customer as `known`: `Ok(None)` for none, an error when it is not a
+/// JSON object.
 fn record(
     m: &HashMap<String, Entry>,
     key: &str,
+    known: Option<&Known>,
     now: Instant,
 ) -> Result<Option<Record>, StoreError> {
+    if let Some(k) = known {
+        return Ok(Some(Record {
+            text: String::new(),
+            email: k.email,
+            phone: k.phone,
+            totp: k.authenticator,
+            rev: k.rev.clone(),
+        }));
+    }
     let Some(Value::Text(text)) = live(m, key, now) else {
         return Ok(None);
     };
@@ -420,7 +431,7 @@ impl Store for MemoryStore {
 
     async fn start_send(&self, keys: &SendKeys, ask: &SendAsk<'_>) -> Result<Started, StoreError> {
         self.with(&keys.sends, true, |m, now| {
-            let Some(c) = record(m, &keys.record, now)? else {
+            let Some(c) = record(m, &keys.record, ask.known, now)? else {
                 return Ok(Started::Unknown);
             };
             let has = match ask.method {
@@ -526,7 +537,7 @@ impl Store for MemoryStore {
         judge: bool,
     ) -> Result<Checked, StoreError> {
         self.with(&keys.failures, true, |m, now| {
-            let Some(c) = record(m, &keys.record, now)? else {
+            let Some(c) = record(m, &keys.record, ask.known, now)? else {
                 return Ok(Checked::Unknown);
             };
             let chosen = choose(m, keys, now, &c, ask);

@@ -58,6 +58,17 @@ pub struct AttemptKeys {
     pub record: String,
 }
 
+/// A customer as looked up outside the store (an external directory source): what a check or a
+/// send goes by instead of the store's record, which then holds only the authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub email: bool,
+    pub phone: bool,
+    pub authenticator: bool,
+    /// The contacts' revision (see `directory::contacts_rev`).
+    pub rev: String,
+}
+
 /// What a request brings to a check of a code, besides the keys.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeCheck<'a> {
@@ -73,6 +84,8 @@ pub struct CodeCheck<'a> {
     pub sms: &'a [String],
     /// The wrong tries one sent code survives.
     pub max_tries: u32,
+    /// The customer as already looked up elsewhere; `None` reads the store's record.
+    pub known: Option<&'a Known>,
 }
 
 /// What a check found.
@@ -116,6 +129,8 @@ pub struct SendAsk<'a> {
     /// The new code's digest, and how long it lives.
     pub digest: &'a str,
     pub ttl: Duration,
+    /// The customer as already looked up elsewhere; `None` reads the store's record.
+    pub known: Option<&'a Known>,
 }
 
 /// What the first step of a send found, in the order the checks run.

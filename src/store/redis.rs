@@ -10,8 +10,8 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
-    StoreError, StoreUrl, Ttl, Verdict,
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Known, Lockout, SendAsk, SendKeys, Started,
+    Store, StoreError, StoreUrl, Ttl, Verdict,
 };
 use crate::domain::Method;
 
@@ -26,9 +26,14 @@ return 0",
 });
 
 /// What both a check and a send read of the customer record: which contacts it has and their
-/// revision (`rev`, which a pending code must still match).
+/// revision (`rev`, which a pending code must still match); or the same as given (`Known`, written
+/// `<email><phone><authenticator>:<rev>` with 1/0 flags) when the customer was looked up elsewhere.
 const RECORD: &str = r"local function present(v) return v ~= nil and v ~= cjson.null and v ~= '' end
-local function record(key)
+local function record(key, known)
+  if known ~= '' then
+    local e, s, a, rev = string.match(known, '^(%d)(%d)(%d):(.*)$')
+    return {rec = '', email = e == '1', phone = s == '1', totp = a == '1', rev = rev}
+  end
   local rec = redis.call('GET', key)
   if not rec then return nil end
   local ok, c = pcall(cjson.decode, rec)
@@ -95,11 +100,12 @@ end
 
 /// A whole check of a code (see `Store::check_code`). KEYS as the prelude's, then the record.
 /// ARGV as the prelude's, then: 7 wrong tries one code survives, 8 the named method (or ''), 9 the
-/// offered channels ('e', 's'), 10 how many email digests follow from 11, then the SMS digests.
+/// offered channels ('e', 's'), 10 the customer as known (or '': read the record), 11 how many
+/// email digests follow from 12, then the SMS digests.
 static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}
-local c = record(KEYS[6])
+local c = record(KEYS[6], ARGV[10])
 if c == nil then return {{7, 0, '', ''}} end
 if not c then return {{9, 0, '', ''}} end
 local chosen = ARGV[8]
@@ -118,11 +124,11 @@ if chosen == '' then
   end
 end
 if chosen == 'authenticator' then return {{8, 0, chosen, c.rec}} end
-local k = tonumber(ARGV[10])
-local first, last = 11, 10 + k
-if chosen == 'sms' then first, last = 11 + k, #ARGV end
+local k = tonumber(ARGV[11])
+local first, last = 12, 11 + k
+if chosen == 'sms' then first, last = 12 + k, #ARGV end
 local function candidate(v)
-  for i = 11, #ARGV do if v == ARGV[i] then return true end end
+  for i = 12, #ARGV do if v == ARGV[i] then return true end end
   return false
 end
 {VERIFY_PRELUDE}
@@ -170,12 +176,12 @@ return {{1, 0, chosen, ''}}"
 
 /// The first step of a send (see `Store::start_send`). KEYS: record, lock, choice, code, sends.
 /// ARGV: method, offered (1/0), line locked (1/0), reserve (1/0), max sends, window ms, digest,
-/// ttl ms. Answers {kind, record}: 0 unknown, 1 not verified, 2 not offered, 3 locked, 4 line
+/// ttl ms, the customer as known (or '': read the record). Answers {kind, record}: 0 unknown, 1 not verified, 2 not offered, 3 locked, 4 line
 /// locked, 5 authenticator, 6 checked, 7 limited, 8 reserved, 9 unreadable record.
 static START_SEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}{RESERVE}
-local c = record(KEYS[1])
+local c = record(KEYS[1], ARGV[9])
 if c == nil then return {{0, ''}} end
 if not c then return {{9, ''}} end
 local m = ARGV[1]
@@ -396,6 +402,20 @@ fn checked(
         locked_now: locked_now == 1,
     };
     Ok(Checked::Judged(Method::parse(&method).ok(), verdict))
+}
+
+/// `Known` as the scripts' `record` reads it.
+fn known(k: Option<&Known>) -> String {
+    k.map_or(String::new(), |k| {
+        let flag = |b: bool| if b { '1' } else { '0' };
+        format!(
+            "{}{}{}:{}",
+            flag(k.email),
+            flag(k.phone),
+            flag(k.authenticator),
+            k.rev
+        )
+    })
 }
 
 fn unreadable_record() -> StoreError {
@@ -691,6 +711,7 @@ impl Store for RedisStore {
                     .arg(millis(ask.window))
                     .arg(ask.digest)
                     .arg(millis(ask.ttl))
+                    .arg(known(ask.known))
                     .invoke_async(c)
                     .await
             })
@@ -774,6 +795,7 @@ impl Store for RedisStore {
             .arg(ask.max_tries)
             .arg(ask.named.map_or("", Method::as_str))
             .arg(offered)
+            .arg(known(ask.known))
             .arg(ask.email.len())
             .arg(ask.email)
             .arg(ask.sms);

@@ -285,6 +285,7 @@ async fn check_email(
         email: candidates,
         sms: &[],
         max_tries: tries,
+        known: None,
     };
     match store.check_code(keys, &ask, rule, judge).await.unwrap() {
         Checked::Judged(Some(Method::Email), verdict) => verdict,
@@ -761,6 +762,7 @@ async fn a_send_starts_in_one_step(store: Arc<dyn Store>, p: String) {
         window: LONG,
         digest: "d",
         ttl: LONG,
+        known: None,
     };
     let start = |ask: SendAsk<'static>| {
         let (store, keys) = (store.clone(), keys.clone());
@@ -832,6 +834,47 @@ async fn a_send_starts_in_one_step(store: Arc<dyn Store>, p: String) {
     assert_eq!(start(email).await, Started::Locked);
     store.set(&keys.record, "not json", None).await.unwrap();
     assert!(store.start_send(&keys, &email).await.is_err(), "unreadable");
+
+    // A customer looked up elsewhere: the store's record is not read, and the code carries the
+    // revision given.
+    let known = twofactor::store::Known {
+        email: true,
+        phone: false,
+        authenticator: false,
+        rev: "r2".into(),
+    };
+    let q = SendKeys {
+        record: format!("{p}q:record"),
+        lock: format!("{p}q:lock"),
+        code: format!("{p}q:code"),
+        ..keys.clone()
+    };
+    let given = SendAsk {
+        known: Some(&known),
+        max: 10,
+        ..email
+    };
+    assert_eq!(
+        store
+            .start_send(
+                &q,
+                &SendAsk {
+                    method: Method::Sms,
+                    ..given
+                }
+            )
+            .await
+            .unwrap(),
+        Started::NotVerified
+    );
+    assert_eq!(
+        store.start_send(&q, &given).await.unwrap(),
+        Started::Reserved(String::new())
+    );
+    assert_eq!(
+        store.dump(&q.code).await.unwrap(),
+        vec![(q.code.clone(), "d=d m=email a=0 r=r2".to_string())]
+    );
 }
 both_backends!(a_send_starts_in_one_step_agree, a_send_starts_in_one_step);
 
@@ -851,6 +894,7 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
         email,
         sms,
         max_tries: 3,
+        known: None,
     };
     let check = |ask: CodeCheck<'static>| {
         let (store, keys) = (store.clone(), keys.clone());
@@ -915,6 +959,34 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
     assert_eq!(
         store.check_code(&keys, &ask, &LENIENT, true).await.unwrap(),
         Checked::Authenticator(with_totp.to_string())
+    );
+
+    // A customer looked up elsewhere is judged by what is given, not by the record.
+    let known = twofactor::store::Known {
+        email: false,
+        phone: true,
+        authenticator: false,
+        rev: "r3".into(),
+    };
+    store.del(&keys.record).await.unwrap();
+    put_code(&store, &keys.code, "s", "sms", LONG).await;
+    let given = CodeCheck {
+        known: Some(&known),
+        ..ask
+    };
+    assert_eq!(
+        store
+            .check_code(&keys, &given, &LENIENT, true)
+            .await
+            .unwrap(),
+        Checked::Judged(
+            Some(Method::Sms),
+            twofactor::store::Verdict {
+                judged: Judged::Missing,
+                locked_now: false
+            }
+        ),
+        "the code's revision '' is not the one given"
     );
 }
 both_backends!(
