@@ -195,6 +195,22 @@ fn fault(op: &str, call: &Call, method: Option<Method>, cause: &dyn std::fmt::Di
     Outcome::Error
 }
 
+// --- The customer directory seam (`directory.source`) -------------------------------------------
+
+/// The customer a send or a check works with, from the store state it has already read: with
+/// `directory.source = "store"` the record itself, as it always was; with an external source the
+/// contacts that source answers (cached in the store, sealed), with the authenticator secret the
+/// record holds. `None`: an unknown customer. A failing source is an error, so the `error` status.
+async fn customer_of(
+    r: &Rules<'_>,
+    id: &CustomerId,
+    record: Option<&str>,
+) -> anyhow::Result<Option<Customer>> {
+    Ok(r.directory.resolve(id, record).await?)
+}
+
+// --------------------------------------------------------------------------------------------------
+
 /// check-verified-contact-methods: `None` when the customer is unknown or has no verified method.
 pub async fn verified_methods(
     r: &Rules<'_>,
@@ -399,10 +415,9 @@ async fn prepare_send(
     let keys = &r.keys;
     let (state_keys, _, limit) = state_keys(r, call);
     let state = r.store.customer_state(&state_keys).await?;
-    let Some(json) = state.record else {
+    let Some(record) = customer_of(r, &call.customer, state.record.as_deref()).await? else {
         return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
-    let record = Directory::parse(&call.customer, &json)?;
     let methods = Methods::offered(r, &record);
     if !methods.has(method) {
         let has = match method {
@@ -632,7 +647,7 @@ async fn judge_code(
         code: state_keys.code,
     };
     let l = &s.lockout;
-    let Some(json) = state.record else {
+    let Some(record) = customer_of(r, &call.customer, state.record.as_deref()).await? else {
         // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
         // they still take the second round trip (which, not judging, writes nothing) and answer
         // as a customer with no pending code does.
@@ -648,7 +663,6 @@ async fn judge_code(
             .await?;
         return Ok((Outcome::CodeExpired, method, "unknown customer"));
     };
-    let record = Directory::parse(&call.customer, &json)?;
     let methods = Methods::offered(r, &record);
     // The method when the request names none: the remembered choice, else the pending sent
     // code's, else the authenticator if enrolled, else the only method.

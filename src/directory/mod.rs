@@ -1,5 +1,9 @@
-//! Customers and their verified contact methods, kept in the store. The TOTP secret is stored only
-//! encrypted (see `crypto`), bound to the customer id so it cannot be moved to another record.
+//! Customers and their verified contact methods. [`Directory`] is the one facade the rest of the
+//! service uses; where contacts come from is a [`Source`] (`directory.source`): the store's own
+//! records (`store.rs`, the default). Authenticator secrets always live in the store, encrypted (see
+//! `crypto`) and bound to the customer id so they cannot be moved to another record.
+
+pub mod store;
 
 use std::sync::Arc;
 
@@ -74,6 +78,41 @@ impl Customer {
     }
 }
 
+/// A customer's contacts as a source answers them, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contacts {
+    pub email: Option<Email>,
+    pub phone: Option<PhoneNumber>,
+}
+
+/// Why a source could not answer. The text names the cause (a status, a timeout, a missing
+/// field), never contact data, so it can be logged as it is.
+#[derive(Debug, thiserror::Error)]
+#[error("directory source {source_name}: {cause}")]
+pub struct SourceError {
+    pub source_name: &'static str,
+    pub cause: String,
+}
+
+/// Where customers' contacts come from.
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    /// `store`, `http` or `genesys_cloud`, as `directory.source` names it.
+    fn name(&self) -> &'static str;
+    /// Whether the contacts are the store's own records, which the seed file, imports and the
+    /// admin API write. Otherwise they are read from elsewhere and only looked at here.
+    fn in_store(&self) -> bool {
+        false
+    }
+    /// The contacts of `id`, `None` for a customer the source does not know. `stored` is the
+    /// customer's record in the store, already read by the caller.
+    async fn lookup(
+        &self,
+        id: &CustomerId,
+        stored: Option<&Customer>,
+    ) -> Result<Option<Contacts>, SourceError>;
+}
+
 /// A validated input, ready to store.
 pub struct ValidCustomer {
     pub id: CustomerId,
@@ -92,6 +131,8 @@ pub enum DirectoryError {
     Secret(String, crate::crypto::CryptoError),
     #[error("stored record for {0} is unreadable: {1}")]
     Corrupt(String, String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 pub struct Directory {
@@ -99,6 +140,7 @@ pub struct Directory {
     keys: Keys,
     keyring: Arc<Keyring>,
     default_region: Option<phonenumber::country::Id>,
+    source: Arc<dyn Source>,
 }
 
 impl Directory {
@@ -113,7 +155,13 @@ impl Directory {
             keys,
             keyring,
             default_region,
+            source: Arc::new(store::StoreSource),
         }
+    }
+
+    /// The configured source's name (`store`, `http`, `genesys_cloud`).
+    pub fn source_name(&self) -> &'static str {
+        self.source.name()
     }
 
     /// Checks one input; `id` overrides the input's own id (admin PUT names it in the path).
@@ -148,11 +196,27 @@ impl Directory {
     }
 
     pub async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, DirectoryError> {
-        self.store
-            .get(&self.keys.customer(id))
-            .await?
-            .map(|json| Self::parse(id, &json))
-            .transpose()
+        let record = self.store.get(&self.keys.customer(id)).await?;
+        self.resolve(id, record.as_deref()).await
+    }
+
+    /// The customer from its store record as already read (with other keys, in one trip): the
+    /// contacts from the source, with the authenticator secret the store holds. `None`: unknown.
+    pub async fn resolve(
+        &self,
+        id: &CustomerId,
+        record: Option<&str>,
+    ) -> Result<Option<Customer>, DirectoryError> {
+        let stored = record.map(|json| Self::parse(id, json)).transpose()?;
+        if self.source.in_store() {
+            return Ok(stored);
+        }
+        let contacts = self.source.lookup(id, stored.as_ref()).await?;
+        Ok(contacts.map(|c| Customer {
+            email: c.email,
+            phone: c.phone,
+            totp_sealed: stored.and_then(|s| s.totp_sealed),
+        }))
     }
 
     /// A stored record as read by a caller that fetched it itself (with other keys, in one trip).
