@@ -1,15 +1,23 @@
 //! Customers and their verified contact methods. [`Directory`] is the one facade the rest of the
 //! service uses; where contacts come from is a [`Source`] (`directory.source`): the store's own
-//! records (`store.rs`, the default). Authenticator secrets always live in the store, encrypted (see
-//! `crypto`) and bound to the customer id so they cannot be moved to another record.
+//! records (`store.rs`, the default), any REST API (`http.rs`) or Genesys Cloud External Contacts
+//! (`genesys_cloud.rs`), whose answers are cached in the store, sealed (`cache.rs`). Authenticator
+//! secrets always live in the store, encrypted (see `crypto`) and bound to the customer id so they
+//! cannot be moved to another record; with an external source the customer's record holds only that.
 
+pub mod cache;
+pub mod genesys_cloud;
+pub mod http;
+pub mod oauth;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::config::directory::{DirectorySettings, DirectorySource};
 use crate::crypto::Keyring;
 use crate::domain::{CustomerId, Email, PhoneNumber};
 use crate::store::{Keys, Store, StoreError};
@@ -133,6 +141,12 @@ pub enum DirectoryError {
     Corrupt(String, String),
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A contact write while contacts come from an external source.
+    #[error(
+        "customers' contacts come from directory.source = \"{0}\": change them there (only \
+         authenticators are enrolled and revoked here)"
+    )]
+    ReadOnly(&'static str),
 }
 
 pub struct Directory {
@@ -141,22 +155,100 @@ pub struct Directory {
     keyring: Arc<Keyring>,
     default_region: Option<phonenumber::country::Id>,
     source: Arc<dyn Source>,
+    cache: cache::Cache,
 }
 
+/// How long the digest of a customer's last seen contacts is kept, to notice a change: longer than
+/// any pending code lives (`codes.ttl_seconds` is at most a day).
+const SEEN_TTL: Duration = Duration::from_secs(86_400);
+
 impl Directory {
-    pub fn new(
+    /// The directory `directory.source` names, with its cache.
+    pub fn from_settings(
         store: Arc<dyn Store>,
         keys: Keys,
         keyring: Arc<Keyring>,
-        default_region: Option<phonenumber::country::Id>,
-    ) -> Directory {
-        Directory {
+        settings: &DirectorySettings,
+    ) -> anyhow::Result<Directory> {
+        let region = settings.default_region.0;
+        let source: Arc<dyn Source> = match settings.source {
+            DirectorySource::Store => Arc::new(store::StoreSource),
+            DirectorySource::Http => {
+                Arc::new(http::HttpSource::from_settings(&settings.http, region)?)
+            }
+            DirectorySource::GenesysCloud => {
+                Arc::new(genesys_cloud::source(&settings.genesys_cloud, region)?)
+            }
+        };
+        let cache = cache::Cache::new(
+            store.clone(),
+            keys.clone(),
+            keyring.clone(),
+            Duration::from_secs(settings.cache_ttl_seconds),
+        );
+        Ok(Directory {
             store,
             keys,
             keyring,
-            default_region,
-            source: Arc::new(store::StoreSource),
+            default_region: region,
+            source,
+            cache,
+        })
+    }
+
+    /// Refuses contact writes while contacts come from elsewhere.
+    fn writable(&self) -> Result<(), DirectoryError> {
+        if self.source.in_store() {
+            Ok(())
+        } else {
+            Err(DirectoryError::ReadOnly(self.source.name()))
         }
+    }
+
+    /// What the source itself answers for `id`, past the cache: `twofactor directory test`.
+    pub async fn ask_source(&self, id: &CustomerId) -> Result<Option<Contacts>, DirectoryError> {
+        let record = self.store.get(&self.keys.customer(id)).await?;
+        let stored = record.map(|json| Self::parse(id, &json)).transpose()?;
+        Ok(self.source.lookup(id, stored.as_ref()).await?)
+    }
+
+    /// An external source's answer for `id`, from the cache while it is fresh.
+    async fn external_contacts(&self, id: &CustomerId) -> Result<Option<Contacts>, DirectoryError> {
+        if let Some(kept) = self.cache.get(id).await? {
+            return Ok(kept);
+        }
+        let answer = self.source.lookup(id, None).await?;
+        self.cache.put(id, &answer).await?;
+        if let Some(contacts) = &answer {
+            self.note_contacts(id, contacts).await?;
+        }
+        Ok(answer)
+    }
+
+    /// A sent code is valid only for the destination it went to: when the source answers other
+    /// contacts than it did last time, the pending code goes, as an admin change does in the store.
+    /// Only a keyed digest of the contacts is kept, never the contacts.
+    async fn note_contacts(&self, id: &CustomerId, c: &Contacts) -> Result<(), DirectoryError> {
+        let parts = [
+            "directory-contacts",
+            id.as_str(),
+            c.email.as_ref().map(Email::as_str).unwrap_or(""),
+            c.phone.as_ref().map(PhoneNumber::e164).unwrap_or(""),
+        ];
+        let key = self.keys.directory_seen(id);
+        let before = self.store.get(&key).await?;
+        let now = self.keyring.digest(&parts);
+        if before.as_ref() == Some(&now) {
+            return Ok(());
+        }
+        // Under any key of the ring, so a key rotation is not taken for a change.
+        let changed = before.is_some_and(|b| !self.keyring.digests(&parts).contains(&b));
+        self.store.set(&key, &now, Some(SEEN_TTL)).await?;
+        if changed {
+            tracing::info!(customer = %id, source = self.source.name(), "contacts changed in the source: pending code discarded");
+            self.forget_pending(id).await?;
+        }
+        Ok(())
     }
 
     /// The configured source's name (`store`, `http`, `genesys_cloud`).
@@ -211,7 +303,7 @@ impl Directory {
         if self.source.in_store() {
             return Ok(stored);
         }
-        let contacts = self.source.lookup(id, stored.as_ref()).await?;
+        let contacts = self.external_contacts(id).await?;
         Ok(contacts.map(|c| Customer {
             email: c.email,
             phone: c.phone,
@@ -237,6 +329,7 @@ impl Directory {
     /// Stores email and phone as given; keeps the existing TOTP secret unless a new one is given.
     /// Answers whether a customer with this id existed before.
     pub async fn upsert(&self, c: ValidCustomer) -> Result<bool, DirectoryError> {
+        self.writable()?;
         let old = self.get(&c.id).await?;
         let existed = old.is_some();
         let contacts_changed = old
@@ -297,7 +390,12 @@ impl Directory {
         if c.totp_sealed.take().is_none() {
             return Ok(false);
         }
-        self.write(id, &c).await?;
+        if self.source.in_store() {
+            self.write(id, &c).await?;
+        } else {
+            // The record held only the secret.
+            self.store.del(&self.keys.customer(id)).await?;
+        }
         self.store.del(&self.keys.totp_step(id)).await?;
         self.store.del(&self.keys.accepted(id)).await?;
         Ok(true)
@@ -358,6 +456,19 @@ impl Directory {
     }
 
     async fn write(&self, id: &CustomerId, c: &Customer) -> Result<(), DirectoryError> {
+        // With an external source the record keeps the authenticator only: contacts read from the
+        // source are never written to the store in clear.
+        let stripped;
+        let c = if self.source.in_store() {
+            c
+        } else {
+            stripped = Customer {
+                email: None,
+                phone: None,
+                totp_sealed: c.totp_sealed.clone(),
+            };
+            &stripped
+        };
         let json = serde_json::to_string(c)
             .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
         self.store.set(&self.keys.customer(id), &json, None).await?;
@@ -366,6 +477,7 @@ impl Directory {
 
     /// Deletes the record, its replay history and any pending code; true when there was a record.
     pub async fn delete(&self, id: &CustomerId) -> Result<bool, DirectoryError> {
+        self.writable()?;
         let existed = self.store.del(&self.keys.customer(id)).await?;
         self.store.del(&self.keys.totp_step(id)).await?;
         self.forget_pending(id).await?;
@@ -402,6 +514,7 @@ impl Directory {
     }
 
     async fn load_json(&self, json: &str, only_new: bool) -> Result<usize, DirectoryError> {
+        self.writable()?;
         let inputs: Vec<CustomerInput> = serde_json::from_str(json).map_err(|e| {
             DirectoryError::Invalid(format!(
                 "not a JSON list of {{id, email, phone, totp_secret}}: {e}"
@@ -435,5 +548,63 @@ impl Directory {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// What `check-config` says of the directory settings, and what `--probe` can try.
+pub struct Description {
+    pub summary: String,
+    source: Option<http::HttpSource>,
+}
+
+/// Builds the configured source (which checks what only building can) and describes it, secrets left out.
+pub fn describe(s: &DirectorySettings) -> anyhow::Result<Description> {
+    let region = s.default_region.0;
+    let cache = match s.cache_ttl_seconds {
+        0 => "cache off".to_string(),
+        n => format!("cached {n} s"),
+    };
+    Ok(match s.source {
+        DirectorySource::Store => Description {
+            summary: "store (seed file, import, admin API)".into(),
+            source: None,
+        },
+        DirectorySource::Http => Description {
+            summary: format!(
+                "http {} {} (auth {}, timeout {} ms, {cache})",
+                s.http.method,
+                crate::state::redact_url(&s.http.url),
+                format!("{:?}", s.http.auth).to_lowercase(),
+                s.http.timeout_ms
+            ),
+            source: Some(http::HttpSource::from_settings(&s.http, region)?),
+        },
+        DirectorySource::GenesysCloud => {
+            let g = &s.genesys_cloud;
+            let by = match g.search_pointer.as_str() {
+                "" => "by contact id".to_string(),
+                p => format!("by search on {p}"),
+            };
+            Description {
+                summary: format!(
+                    "genesys_cloud {} (token from {}/oauth/token, {by}, timeout {} ms, {cache})",
+                    g.api_base(),
+                    g.login_base(),
+                    g.timeout_ms
+                ),
+                source: Some(genesys_cloud::source(g, region)?),
+            }
+        }
+    })
+}
+
+impl Description {
+    /// Fetches an OAuth token when the source uses one; `None` when there is nothing to try.
+    pub async fn probe(&self) -> Option<Result<String, String>> {
+        let oauth = self.source.as_ref()?.oauth()?;
+        Some(oauth.probe().await.map(|f| match f.expires_in {
+            Some(s) => format!("token fetched (expires in {s} s)"),
+            None => "token fetched (no expires_in given)".to_string(),
+        }))
     }
 }
