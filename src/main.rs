@@ -277,7 +277,14 @@ async fn totp_enroll(
     let Some(enrolment) =
         twofactor::totp::enrol(&state.directory, &state.snapshot().settings.totp, &id).await?
     else {
-        anyhow::bail!("no customer {id}: import it or PUT it through the admin API first");
+        match state.directory.source_name() {
+            "store" => {
+                anyhow::bail!("no customer {id}: import it or PUT it through the admin API first")
+            }
+            source => {
+                anyhow::bail!("no customer {id} in the directory (directory.source = \"{source}\")")
+            }
+        }
     };
     println!("customer:    {id}");
     println!("secret:      {}", enrolment.secret);
