@@ -214,10 +214,22 @@ impl Directory {
 
     /// An external source's answer for `id`, from the cache while it is fresh.
     async fn external_contacts(&self, id: &CustomerId) -> Result<Option<Contacts>, DirectoryError> {
+        let source = self.source.name();
         if let Some(kept) = self.cache.get(id).await? {
+            metrics::counter!("twofactor_directory_lookups_total", "source" => source, "outcome" => "cached").increment(1);
             return Ok(kept);
         }
-        let answer = self.source.lookup(id, None).await?;
+        let started = std::time::Instant::now();
+        let answer = self.source.lookup(id, None).await;
+        let outcome = match &answer {
+            Ok(Some(_)) => "found",
+            Ok(None) => "unknown",
+            Err(_) => "error",
+        };
+        metrics::counter!("twofactor_directory_lookups_total", "source" => source, "outcome" => outcome).increment(1);
+        metrics::histogram!("twofactor_directory_lookup_duration_seconds", "source" => source, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        let answer = answer?;
         self.cache.put(id, &answer).await?;
         if let Some(contacts) = &answer {
             self.note_contacts(id, contacts).await?;

@@ -419,7 +419,9 @@ async fn cache_serves_then_expires(kind: StoreKind) {
     // Act: two lookups within the TTL, while the CRM's record changes in between.
     let first = app.methods("1001").await;
     crm_now_answers(&crm, "alice.new@example.com", PHONE).await;
+    let cached_before = metric_value(&app, CACHED).await;
     let second = app.methods("1001").await;
+    let cached_after = metric_value(&app, CACHED).await;
     let asked_within_ttl = requests_to(&crm, "/api/customers/1001").await.len();
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let third = app.methods("1001").await;
@@ -437,11 +439,32 @@ async fn cache_serves_then_expires(kind: StoreKind) {
         third.body
     );
     assert_eq!(requests_to(&crm, "/api/customers/1001").await.len(), 1);
+    // Other tests share the process's metrics, so only a rise is certain.
+    assert!(cached_after > cached_before, "a cached answer is counted");
 }
 both_stores!(
     the_cache_serves_within_its_ttl_then_expires,
     cache_serves_then_expires
 );
+
+const CACHED: &str = r#"twofactor_directory_lookups_total{source="http",outcome="cached"}"#;
+
+/// The value of the `/metrics` sample `series`, 0 when it is not there yet.
+async fn metric_value(app: &TestApp, series: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
 
 async fn unknown_ids_cached_briefly(kind: StoreKind) {
     let crm = MockServer::start().await;
