@@ -779,3 +779,48 @@ async fn check_config_probe_reports_a_refused_client() {
     );
     assert!(!text.contains("gc-secret-7d1"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_bearer_token_from_a_file_and_an_id_needing_encoding() {
+    // Arrange: an id with characters that mean something in a URL; a national number in the CRM.
+    let crm = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/customers/ACC%2F7%3Fx%23y"))
+        .and(header("authorization", "Bearer crm-static-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(crm_customer(
+            EMAIL,
+            "07911 123456",
+            true,
+            true,
+        )))
+        .mount(&crm)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "crm-static-token\n").unwrap();
+    let app = spawn_app_with(
+        StoreKind::Memory,
+        &http_source(
+            &crm,
+            "default_region = \"GB\"",
+            &format!(
+                "auth = \"bearer\"\ntoken_file = \"{}\"",
+                token_file.display()
+            ),
+        ),
+    )
+    .await;
+
+    // Act
+    let methods = app.methods("ACC/7?x#y").await;
+
+    // Assert: the number was read in directory.default_region and offered in E.164.
+    assert_eq!(
+        methods.body,
+        format!(
+            "<checkVerifiedContactMethods><status>success</status><methods>\
+             <method name=\"email\" value=\"{EMAIL}\"/><method name=\"SMS\" value=\"{PHONE_TO}\"/>\
+             </methods></checkVerifiedContactMethods>"
+        )
+    );
+}
