@@ -17,6 +17,8 @@ use tokio::time::Instant;
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Lifetime assumed when the token endpoint does not say (`expires_in` is only RECOMMENDED).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// The longest a token is used, whatever `expires_in` says (Genesys Cloud's last a day).
+const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 
 pub struct ClientCredentials {
     client: reqwest::Client,
@@ -134,10 +136,12 @@ impl ClientCredentials {
         }
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|_| "token endpoint answer has no access_token".to_string())?;
+        // Capped, so an absurd expires_in neither overflows the clock nor keeps a token for ever.
         let lifetime = answer
             .expires_in
             .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+            .unwrap_or(DEFAULT_LIFETIME)
+            .min(MAX_LIFETIME);
         let margin = REFRESH_MARGIN.min(lifetime / 2);
         tracing::info!(
             expires_in = answer.expires_in,
