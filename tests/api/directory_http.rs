@@ -824,3 +824,184 @@ async fn a_static_bearer_token_from_a_file_and_an_id_needing_encoding() {
         )
     );
 }
+
+/// The service binary, killed when the test ends however it ends.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_hold_no_contact_token_or_client_secret() {
+    // Arrange: the real binary with debug JSON logs, a CRM behind OAuth answering one customer,
+    // failing for another with contact data in its error body, and holding a bad number for a third.
+    const SECRET: &str = "client-secret-51ab7e";
+    const TOKEN: &str = "access-token-c3d90f";
+    let crm = crm_answering(
+        "1001",
+        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
+    )
+    .await;
+    Mock::given(path("/api/customers/1002"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_string(format!("cannot serve {EMAIL} {PHONE}")),
+        )
+        .mount(&crm)
+        .await;
+    Mock::given(path("/api/customers/1003"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(crm_customer(
+            EMAIL,
+            "+44 7700 900123",
+            true,
+            true,
+        )))
+        .mount(&crm)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": TOKEN, "expires_in": 3600})),
+        )
+        .mount(&crm)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox.jsonl");
+    let log = dir.path().join("service.log");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TFA") {
+            cmd.env_remove(name);
+        }
+    }
+    let child = cmd
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .env("TFA__SERVER__BIND", "127.0.0.1:0")
+        .env("TFA__STORE__URL", redis().url())
+        .env(
+            "TFA__STORE__KEY_PREFIX",
+            format!("t{:016x}:", crate::helpers::rand_u64()),
+        )
+        .env("TFA__SECURITY__ENCRYPTION_KEY", crate::helpers::TEST_KEY)
+        .env("TFA__DELIVERY__OUTBOX_FILE", &outbox)
+        // Eight digits, so the code cannot turn up by chance in a timestamp's microseconds.
+        .env("TFA__CODES__DIGITS", "8")
+        .env("TFA__LOG__FORMAT", "json")
+        .env("TFA__LOG__FILTER", "debug")
+        .env("TFA__DIRECTORY__SOURCE", "http")
+        .env(
+            "TFA__DIRECTORY__HTTP__URL",
+            format!("{}/api/customers/{{customer_id}}", crm.uri()),
+        )
+        .env("TFA__DIRECTORY__HTTP__EMAIL_POINTER", "/contact/email")
+        .env("TFA__DIRECTORY__HTTP__PHONE_POINTER", "/contact/mobile")
+        .env("TFA__DIRECTORY__HTTP__AUTH", "oauth")
+        .env(
+            "TFA__DIRECTORY__HTTP__TOKEN_URL",
+            format!("{}/oauth/token", crm.uri()),
+        )
+        .env("TFA__DIRECTORY__HTTP__CLIENT_ID", "twofactor")
+        .env("TFA__DIRECTORY__HTTP__CLIENT_SECRET", SECRET)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _service = Service(child);
+    let port_re = regex::Regex::new(r#""port":(\d+)"#).unwrap();
+    let client = reqwest::Client::new();
+    let mut base = None;
+    for _ in 0..400 {
+        let logs = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(port) = logs
+            .lines()
+            .filter(|l| l.contains("\"listening\""))
+            .find_map(|l| port_re.captures(l)?[1].parse::<u16>().ok())
+        {
+            base = Some(format!("http://127.0.0.1:{port}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let base = base.unwrap_or_else(|| {
+        panic!(
+            "the service did not start: {:?}",
+            std::fs::read_to_string(&log)
+        )
+    });
+    let get = |endpoint: &str, params: Vec<(&str, String)>| {
+        let req = client.get(format!("{base}/v1/{endpoint}")).query(&params);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+
+    // Act: a whole callflow for 1001, and the failing and the bad-number customers.
+    let methods = get(
+        "check-verified-contact-methods",
+        vec![("CustomerId", "1001".into())],
+    )
+    .await;
+    assert!(methods.contains("success"), "{methods}");
+    get(
+        "send-authentication-code",
+        vec![
+            ("CustomerId", "1001".into()),
+            ("TwoFactorAuthSelectedMethod", "SMS".into()),
+        ],
+    )
+    .await;
+    let sent = std::fs::read_to_string(&outbox).unwrap();
+    let code = crate::helpers::first_code(&sent);
+    let verified = get(
+        "code-authentication",
+        vec![
+            ("CustomerId", "1001".into()),
+            ("authCode_nbest1", code.clone()),
+        ],
+    )
+    .await;
+    assert!(verified.contains("success"), "{verified}");
+    let failed = get(
+        "check-verified-contact-methods",
+        vec![("CustomerId", "1002".into())],
+    )
+    .await;
+    assert!(failed.contains("<status>error</status>"), "{failed}");
+    let bad_number = get(
+        "check-verified-contact-methods",
+        vec![("CustomerId", "1003".into())],
+    )
+    .await;
+    assert!(
+        !bad_number.contains("SMS"),
+        "a fictional number is not offered: {bad_number}"
+    );
+    let logs = std::fs::read_to_string(&log).unwrap();
+
+    // Assert: the causes are there, the contacts only masked, the credentials nowhere.
+    assert!(
+        logs.contains("answered HTTP 500"),
+        "the cause is logged: {logs}"
+    );
+    assert!(
+        logs.contains("+44******123"),
+        "the bad number is logged masked: {logs}"
+    );
+    for needle in [
+        SECRET,
+        TOKEN,
+        EMAIL,
+        PHONE,
+        "7911123456",
+        "7700900123",
+        "7700 900123",
+        "cannot serve",
+        code.as_str(),
+    ] {
+        assert!(!logs.contains(needle), "{needle} is in the logs: {logs}");
+    }
+}
