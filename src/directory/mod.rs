@@ -89,7 +89,10 @@ impl Customer {
 /// A customer's contacts as a source answers them, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contacts {
+    /// Read back from the (sealed) cache with the store's light checks: validated when fetched.
+    #[serde(default, deserialize_with = "stored::email")]
     pub email: Option<Email>,
+    #[serde(default, deserialize_with = "stored::phone")]
     pub phone: Option<PhoneNumber>,
 }
 
