@@ -16,12 +16,13 @@ use crate::crypto::Keyring;
 use crate::delivery::CodeMessage;
 use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Customer;
-use crate::directory::Directory;
+use crate::directory::{Directory, contacts_rev};
 use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
 use crate::state::{AppState, Clock};
 use crate::store::Keys;
 use crate::store::{
-    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Known, Lockout, SendAsk, SendKeys, Started,
+    Store,
 };
 
 /// However a store stalls, a callflow hears an answer within this (sending: plus its transport's
@@ -172,6 +173,31 @@ fn fault(
     audit(op, call, method, Outcome::Error, "fault");
     Outcome::Error
 }
+
+// --- The customer directory seam (`directory.source`) -------------------------------------------
+
+/// The customer as an external directory source answers (through its cache), with the
+/// authenticator the store holds: `None` when contacts are the store's own records, which the
+/// store's scripts read in the same step that decides. `Some(None)`: a customer the source does
+/// not know. A failing source is an error, so the `error` status.
+async fn looked_up(r: &Rules<'_>, id: &CustomerId) -> anyhow::Result<Option<Option<Customer>>> {
+    if r.directory.in_store() {
+        return Ok(None);
+    }
+    Ok(Some(r.directory.get(id).await?))
+}
+
+/// What the store's one-step check or send goes by for a customer looked up elsewhere.
+fn known(r: &Rules<'_>, id: &CustomerId, c: &Customer) -> Known {
+    Known {
+        email: c.email.is_some(),
+        phone: c.phone.is_some(),
+        authenticator: c.has_authenticator(),
+        rev: contacts_rev(r.keyring, id, c.email.as_ref(), c.phone.as_ref()),
+    }
+}
+
+// --------------------------------------------------------------------------------------------------
 
 /// check-verified-contact-methods: `None` when the customer is unknown or has no verified method.
 pub async fn verified_methods(
@@ -369,6 +395,12 @@ async fn prepare_send(
     method: Method,
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
+    let looked = looked_up(r, &call.customer).await?;
+    let outside = match &looked {
+        Some(None) => return Ok(Err((Outcome::NotFound, "unknown customer"))),
+        Some(Some(c)) => Some(known(r, &call.customer, c)),
+        None => None,
+    };
     let (lock, _, limit) = lock_of(r, call);
     let keys = SendKeys {
         record: r.keys.customer(&call.customer),
@@ -403,7 +435,7 @@ async fn prepare_send(
         window,
         digest: &digest,
         ttl,
-        known: None,
+        known: outside.as_ref(),
     };
     let limited = || {
         metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
@@ -435,7 +467,10 @@ async fn prepare_send(
         Started::Checked(json) => (json, false),
         Started::Reserved(json) => (json, true),
     };
-    let record = Directory::parse(&call.customer, &json)?;
+    let record = match looked {
+        Some(Some(c)) => c,
+        _ => Directory::parse(&call.customer, &json)?,
+    };
     let methods = Methods::offered(r, &record);
     let mut counters = Vec::new();
     if !reserved {
@@ -465,7 +500,10 @@ async fn prepare_send(
                 window,
                 &digest,
                 method.as_str(),
-                record.rev.as_deref().unwrap_or(""),
+                match &outside {
+                    Some(k) => &k.rev,
+                    None => record.rev.as_deref().unwrap_or(""),
+                },
                 ttl,
             )
             .await?;
@@ -618,6 +656,12 @@ async fn judge_code(
     let s = &r.settings;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
+    let looked = looked_up(r, &call.customer).await?;
+    let outside = match &looked {
+        Some(None) => return Ok((Outcome::CodeExpired, method, "unknown customer")),
+        Some(Some(c)) => Some(known(r, &call.customer, c)),
+        None => None,
+    };
     let (keys, limit) = attempt_keys(r, call);
     let l = &s.lockout;
     let rule = Lockout {
@@ -649,7 +693,7 @@ async fn judge_code(
         email: &email,
         sms: &sms,
         max_tries: s.codes.max_verify_attempts,
-        known: None,
+        known: outside.as_ref(),
     };
     let (verdict, used) = match r.store.check_code(&keys, &ask, &rule, judge).await? {
         // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
@@ -659,7 +703,10 @@ async fn judge_code(
         Checked::Authenticator(json) => {
             // Judged against the authenticator only: a pending sent code is never touched here,
             // even for a customer without an authenticator (whose attempt then counts as wrong).
-            let record = Directory::parse(&call.customer, &json)?;
+            let record = match looked {
+                Some(Some(c)) => c,
+                _ => Directory::parse(&call.customer, &json)?,
+            };
             let secret = r.directory.totp_secret(&call.customer, &record)?;
             let matched = secret
                 .as_deref()

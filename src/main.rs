@@ -31,7 +31,16 @@ enum Command {
     /// Run the HTTP service (the default).
     Serve,
     /// Load and validate the configuration, print a summary, and exit.
-    CheckConfig,
+    CheckConfig {
+        /// Also try what can be tried without a caller: fetch the directory source's OAuth token.
+        #[arg(long)]
+        probe: bool,
+    },
+    /// Ask the customer directory.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
     /// Manage customers.
     Customers {
         #[command(subcommand)]
@@ -57,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Print what the configured source answers for customer ID (masked) and how long it took,
+    /// past the cache; exits 1 when the customer is unknown or the source fails.
+    Test { id: String },
 }
 
 #[derive(Subcommand)]
@@ -114,7 +130,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
-        Command::CheckConfig => runtime.block_on(check_config(&settings)),
+        Command::CheckConfig { probe } => runtime.block_on(check_config(&settings, probe)),
+        Command::Directory {
+            command: DirectoryCommand::Test { id },
+        } => runtime.block_on(directory_test(settings, id)),
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
@@ -151,9 +170,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn check_config(settings: &Settings) -> anyhow::Result<()> {
+async fn check_config(settings: &Settings, probe: bool) -> anyhow::Result<()> {
     // Building the senders checks what only they can: templates, the CA file, the TLS setup.
     delivery::from_settings(settings)?;
+    let directory = twofactor::directory::describe(&settings.directory)?;
     println!("configuration is valid");
     println!("  listen:   {}", settings.server.bind);
     println!(
@@ -163,6 +183,7 @@ async fn check_config(settings: &Settings) -> anyhow::Result<()> {
     println!("  email:    {:?}", settings.email_transport());
     println!("  sms:      {:?}", settings.sms_transport());
     println!("  callers:  auth {:?}", settings.security.auth_scheme);
+    println!("  directory: {}", directory.summary);
     let admins: Vec<String> = settings
         .admin
         .tokens
@@ -180,7 +201,45 @@ async fn check_config(settings: &Settings) -> anyhow::Result<()> {
     for line in twofactor::store::check_reachable(settings).await {
         println!("{line}");
     }
+    if probe {
+        match directory.probe().await {
+            None => {
+                println!("  probe:    nothing to probe (the directory source uses no OAuth token)")
+            }
+            Some(Ok(line)) => println!("  probe:    {line}"),
+            Some(Err(e)) => anyhow::bail!("directory token: {e}"),
+        }
+    }
     Ok(())
+}
+
+async fn directory_test(settings: Settings, id: String) -> anyhow::Result<()> {
+    let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
+    let source = settings.directory.source.as_str();
+    let state = AppState::from_settings(settings).await?;
+    let started = std::time::Instant::now();
+    let answer = state.directory.ask_source(&id).await;
+    let took = started.elapsed().as_millis();
+    println!("source:   {source}");
+    println!("customer: {id}");
+    match answer {
+        Ok(Some(c)) => {
+            let email = c.email.map(|e| e.masked());
+            let phone = c.phone.map(|p| p.masked());
+            println!("email:    {}", email.as_deref().unwrap_or("(none offered)"));
+            println!("phone:    {}", phone.as_deref().unwrap_or("(none offered)"));
+            println!("took:     {took} ms");
+            Ok(())
+        }
+        Ok(None) => {
+            println!("took:     {took} ms");
+            anyhow::bail!("the source does not know customer {id}")
+        }
+        Err(e) => {
+            println!("took:     {took} ms");
+            anyhow::bail!("{e}")
+        }
+    }
 }
 
 async fn import(settings: Settings, file: PathBuf) -> anyhow::Result<()> {
@@ -218,7 +277,14 @@ async fn totp_enroll(
     let Some(enrolment) =
         twofactor::totp::enrol(&state.directory, &state.snapshot().settings.totp, &id).await?
     else {
-        anyhow::bail!("no customer {id}: import it or PUT it through the admin API first");
+        match state.directory.source_name() {
+            "store" => {
+                anyhow::bail!("no customer {id}: import it or PUT it through the admin API first")
+            }
+            source => {
+                anyhow::bail!("no customer {id} in the directory (directory.source = \"{source}\")")
+            }
+        }
     };
     println!("customer:    {id}");
     println!("secret:      {}", enrolment.secret);

@@ -82,12 +82,12 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let keyring = Arc::new(keyring(&settings)?);
         let keys = Keys::new(&settings.store.key_prefix);
-        let directory = Arc::new(Directory::new(
+        let directory = Arc::new(Directory::from_settings(
             store.clone(),
             keys.clone(),
             keyring.clone(),
-            settings.directory.default_region.0,
-        ));
+            &settings.directory,
+        )?);
         Ok(AppState {
             live: Live::new(Snapshot {
                 settings,

@@ -4,7 +4,10 @@
 //! instead of being silently ignored. Cross-field rules live in [`Settings::validate`].
 
 pub mod admin;
+pub mod directory;
 pub mod live;
+
+pub use directory::DirectorySettings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -238,15 +241,6 @@ impl TryFrom<String> for Region {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DirectorySettings {
-    /// JSON list of `{id, email, phone, totp_secret}` loaded at start; empty for none.
-    pub seed_file: String,
-    /// ISO 3166 region for numbers written without `+`, e.g. `GB`; empty requires `+`.
-    pub default_region: Region,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
     /// Where the outbox transport appends one JSON line per message.
     pub outbox_file: String,
@@ -438,6 +432,20 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A secret from the file `path` names (trailing line breaks dropped); `None` when no file is named.
+fn read_secret_file(key: &str, path: &Option<PathBuf>) -> Result<Option<String>, ConfigError> {
+    match path {
+        Some(p) if !p.as_os_str().is_empty() => std::fs::read_to_string(p)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
+            .map_err(|source| ConfigError::File {
+                key: key.into(),
+                path: p.clone(),
+                source,
+            }),
+        _ => Ok(None),
+    }
+}
+
 impl Settings {
     /// Defaults, then the file (if any), then `TFA__*` variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -507,18 +515,8 @@ impl Settings {
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
-        fn read(key: &str, path: &Option<PathBuf>) -> Result<Option<String>, ConfigError> {
-            match path {
-                Some(p) if !p.as_os_str().is_empty() => std::fs::read_to_string(p)
-                    .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
-                    .map_err(|source| ConfigError::File {
-                        key: key.into(),
-                        path: p.clone(),
-                        source,
-                    }),
-                _ => Ok(None),
-            }
-        }
+        let read = read_secret_file;
+        self.directory.read_secret_files()?;
         if let Some(v) = read(
             "security.encryption_key_file",
             &self.security.encryption_key_file,
@@ -631,6 +629,8 @@ impl Settings {
                 ),
             ));
         }
+        self.directory
+            .validate(self.server.environment == Environment::Production)?;
         if self
             .gia
             .customer_id_params

@@ -1,11 +1,23 @@
-//! Customers and their verified contact methods, kept in the store. The TOTP secret is stored only
-//! encrypted (see `crypto`), bound to the customer id so it cannot be moved to another record.
+//! Customers and their verified contact methods. [`Directory`] is the one facade the rest of the
+//! service uses; where contacts come from is a [`Source`] (`directory.source`): the store's own
+//! records (`store.rs`, the default), any REST API (`http.rs`) or Genesys Cloud External Contacts
+//! (`genesys_cloud.rs`), whose answers are cached in the store, sealed (`cache.rs`). Authenticator
+//! secrets always live in the store, encrypted (see `crypto`) and bound to the customer id so they
+//! cannot be moved to another record; with an external source the customer's record holds only that.
+
+pub mod cache;
+pub mod genesys_cloud;
+pub mod http;
+pub mod oauth;
+pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::config::directory::{DirectorySettings, DirectorySource};
 use crate::crypto::Keyring;
 use crate::domain::{CustomerId, Email, PhoneNumber};
 use crate::store::{Keys, Store, StoreError};
@@ -96,6 +108,44 @@ impl Customer {
     }
 }
 
+/// A customer's contacts as a source answers them, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contacts {
+    /// Read back from the (sealed) cache with the store's light checks: validated when fetched.
+    #[serde(default, deserialize_with = "stored::email")]
+    pub email: Option<Email>,
+    #[serde(default, deserialize_with = "stored::phone")]
+    pub phone: Option<PhoneNumber>,
+}
+
+/// Why a source could not answer. The text names the cause (a status, a timeout, a missing
+/// field), never contact data, so it can be logged as it is.
+#[derive(Debug, thiserror::Error)]
+#[error("directory source {source_name}: {cause}")]
+pub struct SourceError {
+    pub source_name: &'static str,
+    pub cause: String,
+}
+
+/// Where customers' contacts come from.
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    /// `store`, `http` or `genesys_cloud`, as `directory.source` names it.
+    fn name(&self) -> &'static str;
+    /// Whether the contacts are the store's own records, which the seed file, imports and the
+    /// admin API write. Otherwise they are read from elsewhere and only looked at here.
+    fn in_store(&self) -> bool {
+        false
+    }
+    /// The contacts of `id`, `None` for a customer the source does not know. `stored` is the
+    /// customer's record in the store, already read by the caller.
+    async fn lookup(
+        &self,
+        id: &CustomerId,
+        stored: Option<&Customer>,
+    ) -> Result<Option<Contacts>, SourceError>;
+}
+
 /// A validated input, ready to store.
 pub struct ValidCustomer {
     pub id: CustomerId,
@@ -114,6 +164,14 @@ pub enum DirectoryError {
     Secret(String, crate::crypto::CryptoError),
     #[error("stored record for {0} is unreadable: {1}")]
     Corrupt(String, String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A contact write while contacts come from an external source.
+    #[error(
+        "customers' contacts come from directory.source = \"{0}\": change them there (only \
+         authenticators are enrolled and revoked here)"
+    )]
+    ReadOnly(&'static str),
 }
 
 pub struct Directory {
@@ -121,21 +179,90 @@ pub struct Directory {
     keys: Keys,
     keyring: Arc<Keyring>,
     default_region: Option<phonenumber::country::Id>,
+    source: Arc<dyn Source>,
+    cache: cache::Cache,
 }
 
 impl Directory {
-    pub fn new(
+    /// The directory `directory.source` names, with its cache.
+    pub fn from_settings(
         store: Arc<dyn Store>,
         keys: Keys,
         keyring: Arc<Keyring>,
-        default_region: Option<phonenumber::country::Id>,
-    ) -> Directory {
-        Directory {
+        settings: &DirectorySettings,
+    ) -> anyhow::Result<Directory> {
+        let region = settings.default_region.0;
+        let source: Arc<dyn Source> = match settings.source {
+            DirectorySource::Store => Arc::new(store::StoreSource),
+            DirectorySource::Http => {
+                Arc::new(http::HttpSource::from_settings(&settings.http, region)?)
+            }
+            DirectorySource::GenesysCloud => {
+                Arc::new(genesys_cloud::source(&settings.genesys_cloud, region)?)
+            }
+        };
+        let cache = cache::Cache::new(
+            store.clone(),
+            keys.clone(),
+            keyring.clone(),
+            Duration::from_secs(settings.cache_ttl_seconds),
+        );
+        Ok(Directory {
             store,
             keys,
             keyring,
-            default_region,
+            default_region: region,
+            source,
+            cache,
+        })
+    }
+
+    /// Refuses contact writes while contacts come from elsewhere.
+    fn writable(&self) -> Result<(), DirectoryError> {
+        if self.source.in_store() {
+            Ok(())
+        } else {
+            Err(DirectoryError::ReadOnly(self.source.name()))
         }
+    }
+
+    /// What the source itself answers for `id`, past the cache: `twofactor directory test`.
+    pub async fn ask_source(&self, id: &CustomerId) -> Result<Option<Contacts>, DirectoryError> {
+        let record = self.store.get(&self.keys.customer(id)).await?;
+        let stored = record.map(|json| Self::parse(id, &json)).transpose()?;
+        Ok(self.source.lookup(id, stored.as_ref()).await?)
+    }
+
+    /// An external source's answer for `id`, from the cache while it is fresh.
+    async fn external_contacts(&self, id: &CustomerId) -> Result<Option<Contacts>, DirectoryError> {
+        let source = self.source.name();
+        if let Some(kept) = self.cache.get(id).await? {
+            metrics::counter!("twofactor_directory_lookups_total", "source" => source, "outcome" => "cached").increment(1);
+            return Ok(kept);
+        }
+        let started = std::time::Instant::now();
+        let answer = self.source.lookup(id, None).await;
+        let outcome = match &answer {
+            Ok(Some(_)) => "found",
+            Ok(None) => "unknown",
+            Err(_) => "error",
+        };
+        metrics::counter!("twofactor_directory_lookups_total", "source" => source, "outcome" => outcome).increment(1);
+        metrics::histogram!("twofactor_directory_lookup_duration_seconds", "source" => source, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        let answer = answer?;
+        self.cache.put(id, &answer).await?;
+        Ok(answer)
+    }
+
+    /// Whether contacts are the store's own records (`directory.source = "store"`).
+    pub fn in_store(&self) -> bool {
+        self.source.in_store()
+    }
+
+    /// The configured source's name (`store`, `http`, `genesys_cloud`).
+    pub fn source_name(&self) -> &'static str {
+        self.source.name()
     }
 
     /// Checks one input; `id` overrides the input's own id (admin PUT names it in the path).
@@ -169,12 +296,21 @@ impl Directory {
         })
     }
 
+    /// The customer: the store's record, or with an external source the contacts it answers
+    /// (through the cache) with the authenticator secret the store holds. `None`: unknown.
     pub async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, DirectoryError> {
-        self.store
-            .get(&self.keys.customer(id))
-            .await?
-            .map(|json| Self::parse(id, &json))
-            .transpose()
+        let record = self.store.get(&self.keys.customer(id)).await?;
+        let stored = record.map(|json| Self::parse(id, &json)).transpose()?;
+        if self.source.in_store() {
+            return Ok(stored);
+        }
+        let contacts = self.external_contacts(id).await?;
+        Ok(contacts.map(|c| Customer {
+            email: c.email,
+            phone: c.phone,
+            totp_sealed: stored.and_then(|s| s.totp_sealed),
+            rev: None,
+        }))
     }
 
     /// A stored record as read by a caller that fetched it itself (with other keys, in one trip).
@@ -195,6 +331,7 @@ impl Directory {
     /// Stores email and phone as given; keeps the existing TOTP secret unless a new one is given.
     /// Answers whether a customer with this id existed before.
     pub async fn upsert(&self, c: ValidCustomer) -> Result<bool, DirectoryError> {
+        self.writable()?;
         let old = self.get(&c.id).await?;
         let existed = old.is_some();
         let contacts_changed = old
@@ -256,7 +393,12 @@ impl Directory {
         if c.totp_sealed.take().is_none() {
             return Ok(false);
         }
-        self.write(id, &c).await?;
+        if self.source.in_store() {
+            self.write(id, &c).await?;
+        } else {
+            // The record held only the secret.
+            self.store.del(&self.keys.customer(id)).await?;
+        }
         self.store.del(&self.keys.totp_step(id)).await?;
         self.store.del(&self.keys.accepted(id)).await?;
         Ok(true)
@@ -317,14 +459,26 @@ impl Directory {
     }
 
     async fn write(&self, id: &CustomerId, c: &Customer) -> Result<(), DirectoryError> {
-        let c = Customer {
-            rev: Some(contacts_rev(
-                &self.keyring,
-                id,
-                c.email.as_ref(),
-                c.phone.as_ref(),
-            )),
-            ..c.clone()
+        // With an external source the record keeps the authenticator only: contacts read from the
+        // source are never written to the store in clear. In the store, the record carries its
+        // contacts' revision, which pending codes are bound to.
+        let c = if self.source.in_store() {
+            Customer {
+                rev: Some(contacts_rev(
+                    &self.keyring,
+                    id,
+                    c.email.as_ref(),
+                    c.phone.as_ref(),
+                )),
+                ..c.clone()
+            }
+        } else {
+            Customer {
+                email: None,
+                phone: None,
+                totp_sealed: c.totp_sealed.clone(),
+                rev: None,
+            }
         };
         let json = serde_json::to_string(&c)
             .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))?;
@@ -334,6 +488,7 @@ impl Directory {
 
     /// Deletes the record, its replay history and any pending code; true when there was a record.
     pub async fn delete(&self, id: &CustomerId) -> Result<bool, DirectoryError> {
+        self.writable()?;
         let existed = self.store.del(&self.keys.customer(id)).await?;
         self.store.del(&self.keys.totp_step(id)).await?;
         self.forget_pending(id).await?;
@@ -370,6 +525,7 @@ impl Directory {
     }
 
     async fn load_json(&self, json: &str, only_new: bool) -> Result<usize, DirectoryError> {
+        self.writable()?;
         let inputs: Vec<CustomerInput> = serde_json::from_str(json).map_err(|e| {
             DirectoryError::Invalid(format!(
                 "not a JSON list of {{id, email, phone, totp_secret}}: {e}"
@@ -403,5 +559,63 @@ impl Directory {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// What `check-config` says of the directory settings, and what `--probe` can try.
+pub struct Description {
+    pub summary: String,
+    source: Option<http::HttpSource>,
+}
+
+/// Builds the configured source (which checks what only building can) and describes it, secrets left out.
+pub fn describe(s: &DirectorySettings) -> anyhow::Result<Description> {
+    let region = s.default_region.0;
+    let cache = match s.cache_ttl_seconds {
+        0 => "cache off".to_string(),
+        n => format!("cached {n} s"),
+    };
+    Ok(match s.source {
+        DirectorySource::Store => Description {
+            summary: "store (seed file, import, admin API)".into(),
+            source: None,
+        },
+        DirectorySource::Http => Description {
+            summary: format!(
+                "http {} {} (auth {}, timeout {} ms, {cache})",
+                s.http.method,
+                crate::state::redact_url(&s.http.url),
+                format!("{:?}", s.http.auth).to_lowercase(),
+                s.http.timeout_ms
+            ),
+            source: Some(http::HttpSource::from_settings(&s.http, region)?),
+        },
+        DirectorySource::GenesysCloud => {
+            let g = &s.genesys_cloud;
+            let by = match g.search_pointer.as_str() {
+                "" => "by contact id".to_string(),
+                p => format!("by search on {p}"),
+            };
+            Description {
+                summary: format!(
+                    "genesys_cloud {} (token from {}/oauth/token, {by}, timeout {} ms, {cache})",
+                    g.api_base(),
+                    g.login_base(),
+                    g.timeout_ms
+                ),
+                source: Some(genesys_cloud::source(g, region)?),
+            }
+        }
+    })
+}
+
+impl Description {
+    /// Fetches an OAuth token when the source uses one; `None` when there is nothing to try.
+    pub async fn probe(&self) -> Option<Result<String, String>> {
+        let oauth = self.source.as_ref()?.oauth()?;
+        Some(oauth.probe().await.map(|f| match f.expires_in {
+            Some(s) => format!("token fetched (expires in {s} s)"),
+            None => "token fetched (no expires_in given)".to_string(),
+        }))
     }
 }

@@ -47,6 +47,10 @@ impl Keys {
     pub fn totp_step(&self, id: &CustomerId) -> String {
         self.per_customer("totp:step", id)
     }
+    /// An external directory source's answer for the customer, sealed (`directory.cache_ttl_seconds`).
+    pub fn directory_cache(&self, id: &CustomerId) -> String {
+        self.per_customer("directory", id)
+    }
     /// The digest of the code accepted last in a call (retry grace).
     pub fn accepted(&self, id: &CustomerId) -> String {
         self.per_customer("accepted", id)

@@ -13,6 +13,8 @@ mod cluster;
 mod concurrency;
 mod delivery_email;
 mod delivery_sms;
+mod directory_genesys;
+mod directory_http;
 mod encodings;
 mod faults;
 mod flows;

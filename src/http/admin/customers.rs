@@ -175,9 +175,12 @@ pub async fn enrol(
     );
     match enrolment {
         Some(e) => Ok(json(StatusCode::OK, &e)),
-        None => Err(AdminError::not_found(format!(
-            "no customer {id}: create it with PUT first"
-        ))),
+        None => Err(AdminError::not_found(match state.directory.source_name() {
+            "store" => format!("no customer {id}: create it with PUT first"),
+            source => {
+                format!("no customer {id} in the directory (directory.source = \"{source}\")")
+            }
+        })),
     }
 }
 

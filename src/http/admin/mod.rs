@@ -200,6 +200,20 @@ impl From<crate::directory::DirectoryError> for AdminError {
         match e {
             D::Invalid(m) => AdminError::bad_request(m),
             D::Store(s) => AdminError::from(s),
+            D::ReadOnly(_) => {
+                AdminError::new(StatusCode::CONFLICT, "read-only-directory", e.to_string())
+            }
+            D::Source(cause) => {
+                tracing::error!(cause = %cause, "admin operation failed: directory source");
+                AdminError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "directory-unavailable",
+                    format!(
+                        "the customer directory ({}) did not answer; try again",
+                        cause.source_name
+                    ),
+                )
+            }
             other => AdminError::internal(&other),
         }
     }
