@@ -17,6 +17,7 @@ mod encodings;
 mod faults;
 mod flows;
 mod golden;
+mod json_answers;
 mod leaks;
 mod lifecycle;
 mod limits;
