@@ -1271,4 +1271,108 @@ mod tests {
         assert_eq!(s.email_transport(), EmailTransport::Smtp);
         assert_eq!(s.sms_transport(), SmsTransport::Http);
     }
+
+    #[test]
+    fn auth_scheme_is_a_string_or_a_list() {
+        let client = format!(
+            "oauth_clients = [{{ id = \"gc\", secret_sha256 = \"{}\" }}]",
+            "ab".repeat(32)
+        );
+        for (scheme, basic, bearer) in [
+            ("\"none\"", false, false),
+            ("\"basic\"", true, false),
+            ("\"bearer\"", false, true),
+            ("[\"basic\", \"bearer\"]", true, true),
+            ("[\"bearer\"]", false, true),
+        ] {
+            let s = Settings::from_toml(&format!(
+                "[security]\nauth_scheme = {scheme}\nuser_id = \"u\"\npassword = \"p\"\n{client}"
+            ))
+            .expect(scheme);
+            assert_eq!(
+                s.security.auth_scheme.has(AuthScheme::Basic),
+                basic,
+                "{scheme}"
+            );
+            assert_eq!(
+                s.security.auth_scheme.has(AuthScheme::Bearer),
+                bearer,
+                "{scheme}"
+            );
+            assert_eq!(
+                s.security.auth_scheme.is_none(),
+                !basic && !bearer,
+                "{scheme}"
+            );
+        }
+        for (toml, says) in [
+            ("auth_scheme = []", "is empty"),
+            ("auth_scheme = [\"none\", \"basic\"]", "stands alone"),
+            ("auth_scheme = \"digest\"", "auth_scheme"),
+            ("auth_scheme = \"bearer\"", "needs at least one client"),
+        ] {
+            let err = Settings::from_toml(&format!("[security]\n{toml}"))
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn oauth_clients_are_checked_and_secret_files_hashed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").expect("write");
+        let s = Settings::from_toml(&format!(
+            "[security]\noauth_clients = [{{ id = \"gc\", secret_file = \"{}\" }}]",
+            file.display()
+        ))
+        .expect("a client with a secret file");
+        assert_eq!(
+            s.security.oauth_clients[0].secret_sha256,
+            crate::crypto::sha256_hex(b"s3cret")
+        );
+        let digest = "0f".repeat(32);
+        for (clients, says) in [
+            ("[{ id = \"gc\" }]".to_string(), "needs secret_sha256"),
+            (
+                "[{ id = \"gc\", secret_sha256 = \"abc\" }]".to_string(),
+                "64 hex",
+            ),
+            (
+                format!("[{{ id = \"a:b\", secret_sha256 = \"{digest}\" }}]"),
+                "without ':'",
+            ),
+            (
+                format!(
+                    "[{{ id = \"gc\", secret_sha256 = \"{digest}\" }}, {{ id = \"gc\", secret_sha256 = \"{digest}\" }}]"
+                ),
+                "listed twice",
+            ),
+            (
+                format!(
+                    "[{{ id = \"gc\", secret_sha256 = \"{digest}\", secret_file = \"{}\" }}]",
+                    file.display()
+                ),
+                "both",
+            ),
+            (
+                format!("[{{ id = \"gc\", secret = \"{digest}\" }}]"),
+                "secret",
+            ),
+        ] {
+            let err = Settings::from_toml(&format!("[security]\noauth_clients = {clients}"))
+                .expect_err(&clients)
+                .to_string();
+            assert!(
+                err.contains("oauth_clients") && err.contains(says),
+                "{clients}: {err}"
+            );
+            assert!(!err.contains(&digest), "an error shows the digest: {err}");
+        }
+        let err = Settings::from_toml("[security]\noauth_token_ttl_seconds = 0")
+            .expect_err("ttl 0")
+            .to_string();
+        assert!(err.contains("security.oauth_token_ttl_seconds"), "{err}");
+    }
 }

@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod live_settings;
 mod malformed;
+mod oauth;
 mod production;
 mod props;
 mod retry_grace;
