@@ -16,6 +16,7 @@ mod delivery_sms;
 mod encodings;
 mod faults;
 mod flows;
+mod genesys_cloud;
 mod golden;
 mod json_answers;
 mod leaks;
