@@ -1258,6 +1258,24 @@ mod tests {
         // A channel left unconfigured is not offered, rather than refused or sent to a file.
         let email_only = Settings::from_layers(&[prod, key, redis, smtp]).expect("email only");
         assert!(email_only.email_offered() && !email_only.sms_offered());
+        // Bearer callers are checked callers: production accepts them without allowed_networks.
+        let bearer = format!(
+            "[security]\nauth_scheme = [\"bearer\"]\noauth_clients = [{{ id = \"gc\", secret_sha256 = \"{}\" }}]\n",
+            "ab".repeat(32)
+        );
+        Settings::from_layers(&[prod, key_only, redis, smtp, sms, &bearer])
+            .expect("production with bearer callers");
+        let err = Settings::from_layers(&[
+            prod,
+            key_only,
+            redis,
+            smtp,
+            sms,
+            "[security]\nauth_scheme = [\"none\"]\n",
+        ])
+        .expect_err("a list of none is still none")
+        .to_string();
+        assert!(err.contains("security.auth_scheme"), "{err}");
     }
 
     #[test]

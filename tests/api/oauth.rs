@@ -568,3 +568,54 @@ async fn the_binary_reads_clients_from_the_environment_and_logs_no_token_or_secr
         assert!(!keyspace.contains(secret), "the store holds {secret}");
     }
 }
+
+#[tokio::test]
+async fn check_config_reports_the_schemes_and_clients() {
+    // Arrange
+    let run = |scheme: &str, clients: Option<String>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TFA") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.arg("check-config")
+            .env("TFA__SECURITY__AUTH_SCHEME", scheme)
+            .env("TFA__SECURITY__USER_ID", "gia")
+            .env("TFA__SECURITY__PASSWORD", "gia-pw")
+            .stdin(std::process::Stdio::null());
+        if let Some(clients) = clients {
+            cmd.env("TFA__SECURITY__OAUTH_CLIENTS", clients);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+    };
+    let digest = sha256_hex(SECRET);
+    let clients = format!("[{{ id = \"{CLIENT}\", secret_sha256 = \"{digest}\" }}]");
+
+    // Act
+    let good = run("[\"basic\", \"bearer\"]", Some(clients)).await.unwrap();
+    let single = run("basic", None).await.unwrap();
+    let bad = run("bearer", None).await.unwrap();
+
+    // Assert
+    let text = crate::helpers::output_text(&good);
+    assert!(good.status.success(), "{text}");
+    assert!(text.contains("auth [Basic, Bearer]"), "{text}");
+    assert!(
+        text.contains("oauth:    clients genesys-cloud (tokens live 3600 s"),
+        "{text}"
+    );
+    assert!(!text.contains(&digest), "{text}");
+    let text = crate::helpers::output_text(&single);
+    assert!(
+        single.status.success(),
+        "the single-string form still works: {text}"
+    );
+    assert!(text.contains("auth [Basic]"), "{text}");
+    let text = crate::helpers::output_text(&bad);
+    assert!(!bad.status.success(), "{text}");
+    assert!(
+        text.contains("security.auth_scheme") && text.contains("oauth_clients"),
+        "{text}"
+    );
+}
