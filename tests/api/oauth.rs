@@ -619,3 +619,67 @@ async fn check_config_reports_the_schemes_and_clients() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_refuses_tokens_without_a_5xx_on_v1() {
+    // Arrange: a Redis of the test's own, a token issued while it is up.
+    let port = crate::helpers::free_port();
+    let redis = crate::helpers::own_redis(port, &[]).await;
+    let app = spawn_app_with(
+        StoreKind::Memory,
+        &format!(
+            "[store]\nurl = \"redis://127.0.0.1:{port}/\"\n{}",
+            oauth_settings("")
+        ),
+    )
+    .await;
+    let token = fetch_token(&app).await;
+
+    // Act
+    drop(redis);
+    let (status, _, body) = with_bearer(&app, &token, true).await;
+    let res = app
+        .client
+        .post(token_url(&app))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let (token_status, token_body) = token_answer(res).await;
+
+    // Assert: /v1 answers the error status, as for any store fault; the token endpoint says to
+    // retry.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        assert_json_schema("check_methods", &body)["status"],
+        "error"
+    );
+    assert_eq!(token_status, 503, "{token_body}");
+    assert_eq!(token_body["error"], "temporarily_unavailable");
+}
+
+async fn addresses_outside_allowed_networks_get_no_token(kind: StoreKind) {
+    // Arrange
+    let app = spawn_app_with(
+        kind,
+        &oauth_settings("allowed_networks = [\"10.9.9.0/24\"]"),
+    )
+    .await;
+
+    // Act
+    let res = app
+        .client
+        .post(token_url(&app))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = token_answer(res).await;
+
+    // Assert
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "access_denied");
+}
+both_stores!(fenced, addresses_outside_allowed_networks_get_no_token);
