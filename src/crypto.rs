@@ -37,6 +37,15 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> subtle::Choice {
     Sha256::digest(a).ct_eq(&Sha256::digest(b))
 }
 
+/// Lower-case hex of SHA-256 of `data`: how OAuth client secrets are configured.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// 128 random bits as hex: ids that must not be guessed or repeat.
 pub fn random_id() -> String {
     let bytes: [u8; 16] = rand::random();

@@ -1,11 +1,13 @@
 //! Errors a caller sees. A malformed callflow request answers 4xx with the endpoint's own root
-//! element, the configured error status and a `<message>` naming the problem: never a 5xx.
+//! element (or JSON, when the request asked for it), the configured error status and a message
+//! naming the problem: never a 5xx.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::xml::{self, Endpoint};
+use crate::http::answer::{self, Format};
+use crate::xml::Endpoint;
 
 /// Stable kinds, each with its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct ApiError {
     pub message: String,
     /// The configured `statuses.error` string.
     pub status: String,
+    /// The shape the request asked for.
+    pub format: Format,
 }
 
 impl ApiError {
@@ -42,12 +46,19 @@ impl ApiError {
             kind,
             message: message.into(),
             status: status.to_string(),
+            format: Format::Xml,
         }
+    }
+
+    /// The same error, answered in `format`.
+    pub fn in_format(mut self, format: Format) -> ApiError {
+        self.format = format;
+        self
     }
 }
 
-/// The content type of every callflow answer.
-pub const XML_CONTENT_TYPE: &str = "application/xml; charset=utf-8";
+/// The content type of XML callflow answers.
+pub const XML_CONTENT_TYPE: &str = answer::XML_CONTENT_TYPE;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -64,7 +75,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        res.content_type(XML_CONTENT_TYPE);
+        res.content_type(self.format.content_type());
         match self.kind {
             ErrorKind::MethodNotAllowed => {
                 res.insert_header((header::ALLOW, HeaderValue::from_static("GET, POST")));
@@ -81,6 +92,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.body(xml::error(self.endpoint, &self.status, &self.message))
+        res.body(answer::body(
+            self.format,
+            self.endpoint,
+            &self.status,
+            Some(&self.message),
+        ))
     }
 }

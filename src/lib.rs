@@ -1,6 +1,7 @@
 //! twofactor: two-factor authentication for IVR callflows (Genesys Intelligent Automation's
 //! Two-factor Authentication MicroApp in external mode).
 
+pub mod auth;
 pub mod codes;
 pub mod config;
 pub mod crypto;

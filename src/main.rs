@@ -182,7 +182,23 @@ async fn check_config(settings: &Settings, probe: bool) -> anyhow::Result<()> {
     );
     println!("  email:    {:?}", settings.email_transport());
     println!("  sms:      {:?}", settings.sms_transport());
-    println!("  callers:  auth {:?}", settings.security.auth_scheme);
+    let sec = &settings.security;
+    println!("  callers:  auth {:?}", sec.auth_scheme.list());
+    let clients: Vec<&str> = sec.oauth_clients.iter().map(|c| c.id.as_str()).collect();
+    println!(
+        "  oauth:    {}",
+        if clients.is_empty() {
+            "no clients (POST /oauth/token refuses every client)".to_string()
+        } else {
+            format!(
+                "clients {} (tokens live {} s; {} failed authentications per client id and per address in {} s)",
+                clients.join(", "),
+                sec.oauth_token_ttl_seconds,
+                sec.oauth_max_failures,
+                sec.oauth_failure_window_seconds
+            )
+        }
+    );
     println!("  directory: {}", directory.summary);
     let admins: Vec<String> = settings
         .admin

@@ -134,9 +134,11 @@ impl Application {
             }
             None => None,
         };
-        if settings.security.auth_scheme == crate::config::AuthScheme::Basic && scheme == "http" {
+        let sec = &settings.security;
+        let secrets_in_clear = !sec.auth_scheme.is_none() || !sec.oauth_clients.is_empty();
+        if secrets_in_clear && scheme == "http" {
             tracing::warn!(
-                "callers use Basic credentials over plain HTTP: set server.tls_cert_file and tls_key_file, \
+                "callers send credentials or tokens over plain HTTP: set server.tls_cert_file and tls_key_file, \
                  or make sure a TLS proxy terminates in front of this service"
             );
         }

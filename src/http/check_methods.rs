@@ -2,11 +2,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::answer;
 use super::params::{self, Ctx};
-use super::xml_ok;
+use crate::codes::Outcome;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::xml::{self, Endpoint};
+use crate::xml::Endpoint;
 
 pub async fn check_methods(
     req: HttpRequest,
@@ -14,22 +15,26 @@ pub async fn check_methods(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = state.snapshot();
-    let ctx = Ctx {
-        endpoint: Endpoint::CheckMethods,
-        settings: &snapshot.settings,
-    };
-    let params = params::extract(&ctx, &req, payload).await?;
+    let mut ctx = Ctx::new(Endpoint::CheckMethods, &snapshot.settings, &req);
+    let params = params::extract(&mut ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
     let statuses = &snapshot.settings.statuses;
     let rules = crate::codes::Rules::new(&state, &snapshot);
-    let body = match crate::codes::verified_methods(&rules, &customer).await {
-        Ok(Some(methods)) => xml::methods(
-            &statuses.success,
-            &methods,
-            snapshot.settings.sms.plus_symbol_before_recipient_number,
-        ),
-        Ok(None) => xml::status(Endpoint::CheckMethods, &statuses.not_found),
-        Err(outcome) => xml::status(Endpoint::CheckMethods, super::status_of(statuses, outcome)),
-    };
-    Ok(xml_ok(body))
+    Ok(
+        match crate::codes::verified_methods(&rules, &customer).await {
+            Ok(Some(methods)) => answer::methods(
+                ctx.format,
+                &statuses.success,
+                &methods,
+                snapshot.settings.sms.plus_symbol_before_recipient_number,
+            ),
+            Ok(None) => answer::outcome(
+                ctx.format,
+                statuses,
+                Endpoint::CheckMethods,
+                Outcome::NotFound,
+            ),
+            Err(outcome) => answer::outcome(ctx.format, statuses, Endpoint::CheckMethods, outcome),
+        },
+    )
 }

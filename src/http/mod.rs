@@ -1,19 +1,20 @@
-//! Routes: the callflow endpoints under `/v1`, the admin API under `/admin/v1`, health and metrics.
+//! Routes: the callflow endpoints under `/v1`, the OAuth token endpoint, the admin API under
+//! `/admin/v1`, health and metrics.
 
 pub mod admin;
+pub mod answer;
 pub mod body_deadline;
 pub mod caller_auth;
 pub mod check_methods;
 pub mod health;
+pub mod oauth_token;
 pub mod params;
 pub mod send_code;
 pub mod verify_code;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::codes::Outcome;
-use crate::config::Statuses;
-use crate::error::{ApiError, ErrorKind, XML_CONTENT_TYPE};
+use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
 
@@ -23,9 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_admin(cfg);
 }
 
-/// The public listener: callflow endpoints and health.
+/// The public listener: callflow endpoints, the token endpoint and health.
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/oauth/token")
+            .route(web::post().to(oauth_token::token))
+            .default_service(web::to(oauth_token::method_not_allowed)),
+    )
+    .service(
         web::scope("/v1")
             .wrap(actix_web::middleware::from_fn(caller_auth::guard))
             .service(callflow(
@@ -60,7 +66,7 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure);
 }
 
-/// A callflow resource: GET and POST; anything else is 405 in the endpoint's XML.
+/// A callflow resource: GET and POST; anything else is 405 in the endpoint's shape.
 fn callflow<F, Args>(path: &str, endpoint: Endpoint, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args> + Clone,
@@ -70,38 +76,20 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::post().to(handler))
-        .default_service(web::to(move |state: web::Data<AppState>| async move {
-            Err::<HttpResponse, _>(ApiError::new(
-                endpoint,
-                ErrorKind::MethodNotAllowed,
-                &state.snapshot().settings.statuses.error,
-                "use GET or POST",
-            ))
-        }))
-}
-
-/// The configured status string for an outcome.
-pub fn status_of(s: &Statuses, outcome: Outcome) -> &str {
-    match outcome {
-        Outcome::Success => &s.success,
-        Outcome::NotFound => &s.not_found,
-        Outcome::IncorrectCode => &s.incorrect_code,
-        Outcome::CodeExpired => &s.code_expired,
-        Outcome::Locked(_) => &s.locked,
-        Outcome::SendLimited(_) => &s.send_limited,
-        Outcome::Error => &s.error,
-    }
-}
-
-/// The answer for an outcome: its status, and a `<message>` naming the limit when one refused.
-pub fn answer(statuses: &Statuses, endpoint: Endpoint, outcome: Outcome) -> HttpResponse {
-    let status = status_of(statuses, outcome);
-    xml_ok(match outcome.message() {
-        Some(message) => crate::xml::error(endpoint, status, message),
-        None => crate::xml::status(endpoint, status),
-    })
-}
-
-pub fn xml_ok(body: String) -> HttpResponse {
-    HttpResponse::Ok().content_type(XML_CONTENT_TYPE).body(body)
+        .default_service(web::to(
+            move |req: HttpRequest, state: web::Data<AppState>| async move {
+                Err::<HttpResponse, _>(
+                    ApiError::new(
+                        endpoint,
+                        ErrorKind::MethodNotAllowed,
+                        &state.snapshot().settings.statuses.error,
+                        "use GET or POST",
+                    )
+                    .in_format(answer::Format::of_request(
+                        req.headers(),
+                        req.query_string(),
+                    )),
+                )
+            },
+        ))
 }

@@ -1,12 +1,14 @@
 //! Callflow parameters from the query string and the body (form, XML or JSON), read once at the edge.
 //! The body wins over the query; names match exactly first, then case-insensitively. A name given
 //! twice in one place, an oversized value or body, or an unknown content type is a 4xx.
+//! `format` (`json` or `xml`) picks the answer's shape; other unknown names are ignored.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web;
 use futures_util::StreamExt;
 
+use super::answer::Format;
 use crate::config::Settings;
 use crate::domain::{CallId, CallerNumber, CustomerId, Method, truncate};
 use crate::error::{ApiError, ErrorKind};
@@ -23,11 +25,22 @@ pub struct Params {
 pub struct Ctx<'a> {
     pub endpoint: Endpoint,
     pub settings: &'a Settings,
+    /// The answer's shape: from the headers and query at first, then from the body's `format`.
+    pub format: Format,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub fn new(endpoint: Endpoint, settings: &'a Settings, req: &HttpRequest) -> Ctx<'a> {
+        Ctx {
+            endpoint,
+            settings,
+            format: Format::of_request(req.headers(), req.query_string()),
+        }
+    }
+
     pub fn err(&self, kind: ErrorKind, message: impl Into<String>) -> ApiError {
         ApiError::new(self.endpoint, kind, &self.settings.statuses.error, message)
+            .in_format(self.format)
     }
 }
 
@@ -92,9 +105,9 @@ impl Params {
     }
 }
 
-/// Reads the query and the body into [`Params`].
+/// Reads the query and the body into [`Params`], and settles the answer's format.
 pub async fn extract(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     req: &HttpRequest,
     mut payload: web::Payload,
 ) -> Result<Params, ApiError> {
@@ -167,7 +180,11 @@ pub async fn extract(
         };
         pairs_checked(ctx, pairs, "body")?
     };
-    Ok(Params { body, query })
+    let params = Params { body, query };
+    if let Some(raw) = params.get("format") {
+        ctx.format = Format::from_param(raw).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?;
+    }
+    Ok(params)
 }
 
 fn media_type(req: &HttpRequest) -> Option<String> {
@@ -183,7 +200,7 @@ fn media_type(req: &HttpRequest) -> Option<String> {
 
 /// `a=1&b=x+y%21` → pairs. A percent-escape that decodes to invalid UTF-8 is refused rather than
 /// turned into U+FFFD, as an invalid UTF-8 body is.
-fn form_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn form_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     let decode = |part: &str| -> Result<String, String> {
         let spaced = part.replace('+', " ");
         percent_encoding::percent_decode_str(&spaced)

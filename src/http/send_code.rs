@@ -15,11 +15,8 @@ pub async fn send_code(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = state.snapshot();
-    let ctx = Ctx {
-        endpoint: Endpoint::SendCode,
-        settings: &snapshot.settings,
-    };
-    let params = params::extract(&ctx, &req, payload).await?;
+    let mut ctx = Ctx::new(Endpoint::SendCode, &snapshot.settings, &req);
+    let params = params::extract(&mut ctx, &req, payload).await?;
     let call = params.call(&ctx)?;
     let method = params.method(&ctx)?.ok_or_else(|| {
         ctx.err(
@@ -28,7 +25,8 @@ pub async fn send_code(
         )
     })?;
     let outcome = crate::codes::send(&Rules::new(&state, &snapshot), &call, method).await;
-    Ok(answer(
+    Ok(answer::outcome(
+        ctx.format,
         &snapshot.settings.statuses,
         Endpoint::SendCode,
         outcome,

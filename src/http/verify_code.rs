@@ -15,11 +15,8 @@ pub async fn verify_code(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = state.snapshot();
-    let ctx = Ctx {
-        endpoint: Endpoint::VerifyCode,
-        settings: &snapshot.settings,
-    };
-    let params = params::extract(&ctx, &req, payload).await?;
+    let mut ctx = Ctx::new(Endpoint::VerifyCode, &snapshot.settings, &req);
+    let params = params::extract(&mut ctx, &req, payload).await?;
     let call = params.call(&ctx)?;
     let method = params.method(&ctx)?;
     // Present but empty (the caller said nothing) is a wrong code; absent is a malformed request.
@@ -30,7 +27,8 @@ pub async fn verify_code(
         )
     })?;
     let outcome = crate::codes::verify(&Rules::new(&state, &snapshot), &call, method, code).await;
-    Ok(answer(
+    Ok(answer::outcome(
+        ctx.format,
         &snapshot.settings.statuses,
         Endpoint::VerifyCode,
         outcome,

@@ -122,6 +122,20 @@ impl Keys {
     pub fn admin_login_failures(&self, peer: &str) -> String {
         format!("{}admin:login-failures:{peer}", self.prefix)
     }
+    /// An OAuth access token's record (client id, expiry), keyed by a keyed digest of the token,
+    /// never the token itself.
+    pub fn oauth_token(&self, token_digest: &str) -> String {
+        format!("{}oauth:token:{token_digest}", self.prefix)
+    }
+    /// Failed client authentications at `/oauth/token` for one client id (keyed by a digest, so
+    /// any string a caller sends makes a short key) in the current window.
+    pub fn oauth_client_failures(&self, client_digest: &str) -> String {
+        format!("{}oauth:failures:client:{client_digest}", self.prefix)
+    }
+    /// Failed client authentications at `/oauth/token` from one peer address in the current window.
+    pub fn oauth_peer_failures(&self, peer: &str) -> String {
+        format!("{}oauth:failures:peer:{peer}", self.prefix)
+    }
     fn per_customer(&self, kind: &str, id: &CustomerId) -> String {
         format!("{}{kind}:{{{id}}}", self.prefix)
     }

@@ -893,3 +893,29 @@ pub async fn wait_until(within: Duration, what: &str, mut check: impl FnMut() ->
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Parses `body` as JSON and checks it against `fixtures/json/<schema>.schema.json` (draft
+/// 2020-12), naming every violation.
+pub fn assert_json_schema(schema: &str, body: &str) -> serde_json::Value {
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {body}"));
+    let schema_doc: serde_json::Value =
+        serde_json::from_str(&fixture(&format!("json/{schema}.schema.json")))
+            .unwrap_or_else(|e| panic!("schema {schema} is not JSON: {e}"));
+    assert_valid(&schema_doc, &value, schema);
+    value
+}
+
+/// Checks `value` against the JSON Schema `schema` (any draft its `$schema` names).
+pub fn assert_valid(schema: &serde_json::Value, value: &serde_json::Value, what: &str) {
+    let validator = jsonschema::validator_for(schema)
+        .unwrap_or_else(|e| panic!("schema of {what} does not compile: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{value} does not satisfy {what}: {errors:?}"
+    );
+}
