@@ -222,20 +222,10 @@ impl HttpSource {
             .await
             .map_err(|e| self.fail(format!("lookup: {}", cause(&e))))?;
         let status = res.status().as_u16();
-        if res
-            .content_length()
-            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
-        {
-            return Err(self.fail(format!("answer over {MAX_ANSWER_BYTES} bytes")));
-        }
-        let body = res
-            .bytes()
+        let body = read_capped(res, MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| self.fail(format!("answer cut short: {}", cause(&e))))?;
-        if body.len() > MAX_ANSWER_BYTES {
-            return Err(self.fail(format!("answer over {MAX_ANSWER_BYTES} bytes")));
-        }
-        Ok((status, body.to_vec(), used))
+            .map_err(|e| self.fail(e))?;
+        Ok((status, body, used))
     }
 
     async fn lookup_inner(&self, id: &CustomerId) -> Result<Option<Contacts>, SourceError> {
@@ -340,6 +330,26 @@ fn first(doc: &Value, pointers: &[String]) -> Option<String> {
     })
 }
 
+/// An answer's body, read piece by piece and given up once it passes `max` bytes, so a faulty or
+/// hostile upstream cannot fill memory (a length header is not trusted: chunked answers have none).
+pub(crate) async fn read_capped(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("answer over {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| format!("answer cut short: {}", cause(&e)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer over {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[async_trait::async_trait]
 impl Source for HttpSource {
     fn name(&self) -> &'static str {
@@ -350,6 +360,11 @@ impl Source for HttpSource {
         id: &CustomerId,
         _stored: Option<&Customer>,
     ) -> Result<Option<Contacts>, SourceError> {
+        // In a URL path "." and ".." are dot segments (even percent-encoded): they would walk the
+        // path to another resource with the service's credentials. No source has such a customer.
+        if matches!(id.as_str(), "." | "..") {
+            return Ok(None);
+        }
         // One budget for everything a lookup does: the token, the request, a retry and the body.
         match tokio::time::timeout(self.timeout, self.lookup_inner(id)).await {
             Ok(answer) => answer,

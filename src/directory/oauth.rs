@@ -116,12 +116,10 @@ impl ClientCredentials {
             .await
             .map_err(|e| format!("token endpoint unreachable: {}", super::http::cause(&e)))?;
         let status = res.status();
-        let body = res.bytes().await.map_err(|e| {
-            format!(
-                "token endpoint answer cut short: {}",
-                super::http::cause(&e)
-            )
-        })?;
+        // A token answer is a few hundred bytes.
+        let body = super::http::read_capped(res, 64 * 1024)
+            .await
+            .map_err(|e| format!("token endpoint {e}"))?;
         if !status.is_success() {
             // RFC 6749 §5.2: `error` is a code such as invalid_client; it carries no secret.
             let code = serde_json::from_slice::<serde_json::Value>(&body)

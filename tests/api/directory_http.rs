@@ -155,6 +155,38 @@ async fn unknown_customers(kind: StoreKind) {
 }
 both_stores!(unknown_customers_are_not_found, unknown_customers);
 
+/// "." and ".." would be dot segments in the URL path and walk it to another resource of the
+/// bank's API: they are unknown customers, and the source is never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segment_ids_never_reach_the_source() {
+    // Arrange: the API answers a customer for any path at all.
+    let crm = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
+        )
+        .mount(&crm)
+        .await;
+    let app = spawn_app_with(StoreKind::Memory, &http_source(&crm, "", "")).await;
+
+    for id in [".", ".."] {
+        // Act
+        let methods = app.methods(id).await;
+
+        // Assert
+        assert_eq!(methods.xml_status(), "not found", "{id}: {}", methods.body);
+    }
+    let asked = crm.received_requests().await.expect("recording is on");
+    assert!(
+        asked.is_empty(),
+        "the source was asked: {:?}",
+        asked
+            .iter()
+            .map(|r| r.url.path().to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
 async fn unverified_contact(kind: StoreKind) {
     // Arrange: the CRM holds a number it has not verified.
     let crm = crm_answering(
