@@ -16,7 +16,7 @@ use crate::crypto::Keyring;
 use crate::delivery::CodeMessage;
 use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Customer;
-use crate::directory::{Directory, contacts_rev};
+use crate::directory::{Directory, contacts_revs};
 use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
 use crate::state::{AppState, Clock};
 use crate::store::Keys;
@@ -193,7 +193,7 @@ fn known(r: &Rules<'_>, id: &CustomerId, c: &Customer) -> Known {
         email: c.email.is_some(),
         phone: c.phone.is_some(),
         authenticator: c.has_authenticator(),
-        rev: contacts_rev(r.keyring, id, c.email.as_ref(), c.phone.as_ref()),
+        revs: contacts_revs(r.keyring, id, c.email.as_ref(), c.phone.as_ref()),
     }
 }
 
@@ -469,7 +469,18 @@ async fn prepare_send(
     };
     let record = match looked {
         Some(Some(c)) => c,
-        _ => Directory::parse(&call.customer, &json)?,
+        _ => match Directory::parse(&call.customer, &json) {
+            Ok(c) => c,
+            Err(e) => {
+                // The script found the contact it needed, but the record does not read back as
+                // a customer: take back a code and a count already written.
+                if reserved {
+                    r.store.discard_code(&keys.code, &digest).await?;
+                    r.store.decr(&keys.sends).await?;
+                }
+                return Err(e.into());
+            }
+        },
     };
     let methods = Methods::offered(r, &record);
     let mut counters = Vec::new();
@@ -501,7 +512,7 @@ async fn prepare_send(
                 &digest,
                 method.as_str(),
                 match &outside {
-                    Some(k) => &k.rev,
+                    Some(k) => k.revs.first().map_or("", String::as_str),
                     None => record.rev.as_deref().unwrap_or(""),
                 },
                 ttl,
@@ -604,7 +615,17 @@ async fn verify_inner(
         None => None,
     };
     let judge = !matches!(claim, Some(Claim::Locked | Claim::Full));
-    let decision = judge_code(r, call, method, raw_code, judge).await?;
+    let decision = match judge_code(r, call, method, raw_code, judge).await {
+        Ok(d) => d,
+        Err(e) => {
+            // Nothing was judged (a store or directory fault): the line's attempt is given back,
+            // so an outage does not use up a caller number's allowance.
+            if let (Some(line), Some(Claim::Allowed(_))) = (&line, claim) {
+                let _ = r.store.decr(&line.count).await;
+            }
+            return Err(e);
+        }
+    };
     if !judge && decision.0 != Outcome::Success {
         // Only a repeat of the code just accepted in this call passes a refused line.
         return Ok((

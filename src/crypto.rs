@@ -40,10 +40,7 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> subtle::Choice {
 /// Lower-case hex of SHA-256 of `data`: how OAuth client secrets are configured.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(data))
 }
 
 /// 128 random bits as hex: ids that must not be guessed or repeat.

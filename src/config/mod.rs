@@ -210,7 +210,15 @@ impl TryFrom<OneOrMany> for AuthSchemes {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(l) => l,
         };
-        list.dedup();
+        // Each scheme once, in the order first given (the challenges follow it).
+        let mut seen = Vec::with_capacity(list.len());
+        list.retain(|s| {
+            let first = !seen.contains(s);
+            if first {
+                seen.push(*s);
+            }
+            first
+        });
         if list.is_empty() {
             return Err("is empty: use \"none\", \"basic\", \"bearer\" or a list of them".into());
         }

@@ -70,14 +70,36 @@ pub fn contacts_rev(
     email: Option<&Email>,
     phone: Option<&PhoneNumber>,
 ) -> String {
-    let mut tag = keyring.digest(&[
+    let mut tag = keyring.digest(&contacts_parts(id, email, phone));
+    tag.truncate(16);
+    tag
+}
+
+/// The same tag under each key of the ring, current first: what a customer looked up outside the
+/// store matches pending codes by, so codes sent by an instance on the other key still match
+/// during a key rotation.
+pub fn contacts_revs(
+    keyring: &Keyring,
+    id: &CustomerId,
+    email: Option<&Email>,
+    phone: Option<&PhoneNumber>,
+) -> Vec<String> {
+    let mut tags = keyring.digests(&contacts_parts(id, email, phone));
+    tags.iter_mut().for_each(|t| t.truncate(16));
+    tags
+}
+
+fn contacts_parts<'a>(
+    id: &'a CustomerId,
+    email: Option<&'a Email>,
+    phone: Option<&'a PhoneNumber>,
+) -> [&'a str; 4] {
+    [
         "contacts",
         id.as_str(),
         email.map(Email::as_str).unwrap_or(""),
         phone.map(PhoneNumber::e164).unwrap_or(""),
-    ]);
-    tag.truncate(16);
-    tag
+    ]
 }
 
 /// Contacts as read back from the store: validated when written, so only their form is checked on

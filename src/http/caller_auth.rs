@@ -20,6 +20,9 @@ use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
 
+/// How long a bearer token's lookup in the store may take.
+const TOKEN_LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -136,10 +139,17 @@ async fn credentials_ok(
         return Ok(Some(Refusal::WrongBasic));
     }
     if scheme.eq_ignore_ascii_case("bearer") && sec.auth_scheme.has(AuthScheme::Bearer) {
-        if crate::auth::oauth::token_client(state, sec, rest.trim())
-            .await?
-            .is_some()
-        {
+        // Bounded on its own, so that with the handler's store deadline after it a callflow still
+        // hears an answer in good time when the store is slow.
+        let lookup = crate::auth::oauth::token_client(state, sec, rest.trim());
+        let client = tokio::time::timeout(TOKEN_LOOKUP_DEADLINE, lookup)
+            .await
+            .map_err(|_| {
+                crate::store::StoreError::Unavailable(
+                    "the token lookup did not answer in time".into(),
+                )
+            })??;
+        if client.is_some() {
             return Ok(None);
         }
         metrics::counter!("twofactor_caller_refused_total", "reason" => "token").increment(1);

@@ -201,26 +201,36 @@ pub async fn token(
     // Counted before the secret is looked at, so a burst of parallel guesses meets the limit too;
     // a right secret gives its count back.
     let window = Duration::from_secs(sec.oauth_failure_window_seconds);
-    let counters = [
+    // The address first, and stop there when it is over: one address spraying made-up client ids
+    // then makes at most its allowance of per-id counters, not one per request.
+    let all = [
+        state.keys.oauth_peer_failures(&peer),
         state.keys.oauth_client_failures(
             &state
                 .keyring
                 .digest(&["oauth client id", &truncate(&id, 256)]),
         ),
-        state.keys.oauth_peer_failures(&peer),
     ];
+    let mut counted = 0;
     let mut over = false;
-    for key in &counters {
+    for key in &all {
         match state.store.incr_window(key, window).await {
-            Ok(n) => over |= n > sec.oauth_max_failures,
+            Ok(n) => {
+                counted += 1;
+                over = n > sec.oauth_max_failures;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "token refused: store unavailable");
                 return unavailable();
             }
         }
+        if over {
+            break;
+        }
     }
+    let counters = &all[..counted];
     let give_back = || async {
-        for key in &counters {
+        for key in counters {
             if let Err(e) = state.store.decr(key).await {
                 tracing::warn!(error = %e, "could not give back a token attempt");
             }

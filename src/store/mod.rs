@@ -65,8 +65,10 @@ pub struct Known {
     pub email: bool,
     pub phone: bool,
     pub authenticator: bool,
-    /// The contacts' revision (see `directory::contacts_rev`).
-    pub rev: String,
+    /// The contacts' revision under each key of the ring, current first (see
+    /// `directory::contacts_revs`): a code sent under any of them still matches during a key
+    /// rotation, and a new code carries the first.
+    pub revs: Vec<String>,
 }
 
 /// What a request brings to a check of a code, besides the keys.

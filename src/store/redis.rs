@@ -27,21 +27,29 @@ return 0",
 
 /// What both a check and a send read of the customer record: which contacts it has and their
 /// revision (`rev`, which a pending code must still match); or the same as given (`Known`, written
-/// `<email><phone><authenticator>:<rev>` with 1/0 flags) when the customer was looked up elsewhere.
+/// `<email><phone><authenticator>:<rev>[,<rev>…]` with 1/0 flags, current revision first) when the
+/// customer was looked up elsewhere. `revs` holds every revision a pending code may carry.
 const RECORD: &str = r"local function present(v) return v ~= nil and v ~= cjson.null and v ~= '' end
 local function record(key, known)
   if known ~= '' then
-    local e, s, a, rev = string.match(known, '^(%d)(%d)(%d):(.*)$')
-    return {rec = '', email = e == '1', phone = s == '1', totp = a == '1', rev = rev}
+    local e, s, a, list = string.match(known, '^(%d)(%d)(%d):(.*)$')
+    local revs, first = {}, nil
+    for r in string.gmatch(list, '[^,]+') do
+      revs[r] = true
+      first = first or r
+    end
+    return {rec = '', email = e == '1', phone = s == '1', totp = a == '1', rev = first or '', revs = revs}
   end
   local rec = redis.call('GET', key)
   if not rec then return nil end
+  -- cjson decodes an array to a table too; a record is an object.
+  if string.sub(rec, 1, 1) ~= '{' then return false end
   local ok, c = pcall(cjson.decode, rec)
   if not ok or type(c) ~= 'table' then return false end
   local rev = c.rev
   if not present(rev) then rev = '' end
   return {rec = rec, email = present(c.email), phone = present(c.phone),
-    totp = present(c.totp_sealed), rev = rev}
+    totp = present(c.totp_sealed), rev = rev, revs = {[rev] = true}}
 end
 ";
 
@@ -135,7 +143,7 @@ end
 local code = redis.call('HMGET', KEYS[5], 'd', 'r')
 local d = code[1]
 if not d then return judged(0) end
-if (code[2] or '') ~= c.rev then
+if not c.revs[code[2] or ''] then
   redis.call('DEL', KEYS[5])
   return judged(0)
 end
@@ -413,7 +421,7 @@ fn known(k: Option<&Known>) -> String {
             flag(k.email),
             flag(k.phone),
             flag(k.authenticator),
-            k.rev
+            k.revs.join(",")
         )
     })
 }

@@ -213,6 +213,43 @@ async fn unverified_contact(kind: StoreKind) {
 }
 both_stores!(an_unverified_contact_is_not_offered, unverified_contact);
 
+/// A source outage answers `error` without using up the caller number's own allowance, so the
+/// line is not locked when the source comes back.
+async fn outage_spares_the_line(kind: StoreKind) {
+    // Arrange: a CRM answering 500, and a line allowed two wrong codes.
+    let crm = crm_answering("1001", ResponseTemplate::new(500)).await;
+    let app = spawn_app_with(
+        kind,
+        &format!(
+            "{}\n[lockout]\nmax_failures_per_caller = 2\n",
+            http_source(&crm, "cache_ttl_seconds = 0", "")
+        ),
+    )
+    .await;
+    let line = [("CallerNumber", "+447700900123")];
+
+    // Act: four attempts during the outage, then the CRM is back.
+    for _ in 0..4 {
+        let during = app.verify_with("1001", "123456", &line).await;
+        assert_eq!(during.xml_status(), "error", "{}", during.body);
+    }
+    crm.reset().await;
+    Mock::given(path("/api/customers/1001"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
+        )
+        .mount(&crm)
+        .await;
+    let after = app.verify_with("1001", "123456", &line).await;
+
+    // Assert: judged as a wrong code, not refused as a locked line.
+    assert_eq!(after.xml_status(), "expired", "{}", after.body);
+}
+both_stores!(
+    a_source_outage_does_not_use_up_a_callers_allowance,
+    outage_spares_the_line
+);
+
 async fn failing_source(kind: StoreKind) {
     // Arrange: a CRM failing, one too slow for timeout_ms, and one nobody listens on.
     let crm = MockServer::start().await;

@@ -841,7 +841,7 @@ async fn a_send_starts_in_one_step(store: Arc<dyn Store>, p: String) {
         email: true,
         phone: false,
         authenticator: false,
-        rev: "r2".into(),
+        revs: vec!["r2".into()],
     };
     let q = SendKeys {
         record: format!("{p}q:record"),
@@ -966,7 +966,7 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
         email: false,
         phone: true,
         authenticator: false,
-        rev: "r3".into(),
+        revs: vec!["r3".into()],
     };
     store.del(&keys.record).await.unwrap();
     put_code(&store, &keys.code, "s", "sms", LONG).await;
@@ -987,6 +987,44 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
             }
         ),
         "the code's revision '' is not the one given"
+    );
+
+    // During a key rotation the revision under the other key still matches.
+    let rotating = twofactor::store::Known {
+        revs: vec!["r3".into(), "r0".into()],
+        ..known
+    };
+    let sent = store
+        .reserve_send(
+            "aux:sends",
+            &keys.code,
+            &keys.choice,
+            u32::MAX,
+            LONG,
+            "s",
+            "sms",
+            "r0",
+            LONG,
+        )
+        .await
+        .unwrap();
+    assert!(sent.is_some());
+    let given = CodeCheck {
+        known: Some(&rotating),
+        ..ask
+    };
+    assert_eq!(
+        store
+            .check_code(&keys, &given, &LENIENT, true)
+            .await
+            .unwrap(),
+        Checked::Judged(
+            Some(Method::Sms),
+            twofactor::store::Verdict {
+                judged: Judged::Accepted,
+                locked_now: false
+            }
+        ),
     );
 }
 both_backends!(
