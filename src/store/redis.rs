@@ -430,6 +430,39 @@ fn unreadable_record() -> StoreError {
     StoreError::Protocol("the customer record is not readable JSON".into())
 }
 
+/// The masters' addresses in a `CLUSTER SLOTS` answer (each range: start, end, master, replicas).
+fn slot_masters(slots: &redis::Value) -> Vec<(String, u16)> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    let redis::Value::Array(ranges) = slots else {
+        return masters;
+    };
+    for range in ranges {
+        let redis::Value::Array(parts) = range else {
+            continue;
+        };
+        let Some(redis::Value::Array(node)) = parts.get(2) else {
+            continue;
+        };
+        let (Some(host), Some(redis::Value::Int(port))) =
+            (node.first().and_then(text), node.get(1))
+        else {
+            continue;
+        };
+        let Ok(port) = u16::try_from(*port) else {
+            continue;
+        };
+        if !masters.iter().any(|(h, p)| *h == host && *p == port) {
+            masters.push((host, port));
+        }
+    }
+    masters
+}
+
 impl RedisStore {
     /// `root_ca` (PEM), when given, replaces the public roots for `rediss://` and `rediss+cluster://`.
     pub async fn connect(
@@ -599,9 +632,35 @@ impl Store for RedisStore {
                 .await
         })
         .await?;
-        let cluster = matches!(self.connection().await?, Conn::Cluster(_));
-        if cluster {
-            // The probe reached one master; the cluster's own view covers the others.
+        if let Conn::Cluster(mut cluster) = self.connection().await? {
+            // The probe reached one master. Every master must answer too: for the
+            // cluster-node-timeout after a master dies (15 s by default) the cluster still reports
+            // itself ok while every call for that master's slots fails. The masters are asked by
+            // address, as CLUSTER SLOTS names them, since the client's own view skips nodes it
+            // cannot reach.
+            use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+            let slots = cluster
+                .route_command(
+                    redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                )
+                .await
+                .map_err(unavailable)?;
+            for (host, port) in slot_masters(&slots) {
+                let at = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port,
+                });
+                cluster
+                    .route_command(redis::cmd("PING"), at)
+                    .await
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!(
+                            "Redis Cluster master {host}:{port} does not answer: {e}"
+                        ))
+                    })?;
+            }
+            // The masters answer; the cluster's own view says whether every slot is served.
             let info: String = self
                 .run(async |c| redis::cmd("CLUSTER").arg("INFO").query_async(c).await)
                 .await?;
