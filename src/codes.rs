@@ -162,14 +162,40 @@ fn audit(op: &'static str, call: &Call, method: Option<Method>, outcome: Outcome
     );
 }
 
-/// Logs a fault with its cause (never a code) and answers `Error`.
+/// Fault lines logged per second at most: in an outage every request faults, and a line for each
+/// (16 000 a second, measured) would flood the log. `twofactor_operations_total{outcome="error"}`
+/// still counts every one.
+const FAULT_LINES_PER_SECOND: u32 = 10;
+
+/// Whether this fault may be logged, and how many were left out since the last that was.
+fn fault_line() -> Option<u64> {
+    // (second, lines logged in it, lines left out since the last logged)
+    static LOG: std::sync::Mutex<(u64, u32, u64)> = std::sync::Mutex::new((0, 0, 0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut log = LOG.lock().unwrap_or_else(|p| p.into_inner());
+    if log.0 != now {
+        *log = (now, 0, log.2);
+    }
+    if log.1 >= FAULT_LINES_PER_SECOND {
+        log.2 += 1;
+        return None;
+    }
+    log.1 += 1;
+    Some(std::mem::take(&mut log.2))
+}
+
+/// Logs a fault with its cause (never a code), within the rate above, and answers `Error`.
 fn fault(
     op: &'static str,
     call: &Call,
     method: Option<Method>,
     cause: &dyn std::fmt::Display,
 ) -> Outcome {
-    tracing::error!(customer = %call.customer, operation = op, cause = %cause, "operation failed");
+    if let Some(left_out) = fault_line() {
+        tracing::error!(customer = %call.customer, operation = op, cause = %cause, similar_left_out = left_out, "operation failed");
+    }
     audit(op, call, method, Outcome::Error, "fault");
     Outcome::Error
 }
@@ -837,6 +863,16 @@ pub fn normalise_code(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_lines_are_limited_per_second() {
+        let logged = (0..1000).filter(|_| fault_line().is_some()).count();
+        // The loop may straddle a second boundary, so up to two seconds' worth.
+        assert!(
+            (1..=2 * FAULT_LINES_PER_SECOND as usize).contains(&logged),
+            "{logged} of 1000 logged"
+        );
+    }
 
     #[test]
     fn normalises_keyed_and_spoken_codes() {
