@@ -280,6 +280,15 @@ pub struct RedisStore {
     /// For pub/sub, which needs a connection of its own: standalone Redis only (Sentinel and
     /// Cluster instances rely on the periodic re-read).
     pubsub: Option<redis::Client>,
+    /// Names this store's connections in each worker thread's `WORKER_CONNECTIONS`.
+    id: u64,
+}
+
+/// Store ids, unique in the process.
+static NEXT_STORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_store_id() -> u64 {
+    NEXT_STORE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The master as Sentinel names it. The connection is kept until a call fails with a connection
@@ -463,6 +472,22 @@ fn slot_masters(slots: &redis::Value) -> Vec<(String, u16)> {
     masters
 }
 
+thread_local! {
+    /// Each HTTP worker thread's own connection per store (by the store's id). A request and its
+    /// Redis reply then stay on one thread: with one connection shared by all workers, the
+    /// cross-thread wake-ups were a large part of a check's CPU, and checks ran 20 to 35 % slower
+    /// (`deploy/bench/run.sh`, line (a)).
+    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1)
+}
+
 impl RedisStore {
     /// `root_ca` (PEM), when given, replaces the public roots for `rediss://` and `rediss+cluster://`.
     pub async fn connect(
@@ -473,10 +498,7 @@ impl RedisStore {
             client_tls: None,
             root_cert: Some(pem),
         });
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1);
+        let config = manager_config();
         let mut pubsub = None;
         let conn = match url {
             StoreUrl::Memory => {
@@ -532,6 +554,7 @@ impl RedisStore {
                 return Ok(RedisStore {
                     backend: Backend::Sentinel(Box::new(sentinel)),
                     pubsub: None,
+                    id: next_store_id(),
                 });
             }
             StoreUrl::Cluster(nodes) => {
@@ -553,11 +576,24 @@ impl RedisStore {
         Ok(RedisStore {
             backend: Backend::Fixed(conn),
             pubsub,
+            id: next_store_id(),
         })
     }
 
     async fn connection(&self) -> Result<Conn, StoreError> {
         match &self.backend {
+            Backend::Fixed(Conn::Single(shared)) => {
+                // On an HTTP worker (a current-thread runtime), a connection of the worker's own,
+                // driven on its thread; elsewhere (start-up, the settings watcher, commands) the
+                // shared one.
+                let worker = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+                });
+                match (&self.pubsub, worker) {
+                    (Some(client), true) => self.worker_connection(client).await,
+                    _ => Ok(Conn::Single(shared.clone())),
+                }
+            }
             Backend::Fixed(c) => Ok(c.clone()),
             Backend::Sentinel(s) => s
                 .connection()
@@ -565,6 +601,25 @@ impl RedisStore {
                 .map(Conn::Multiplexed)
                 .map_err(unavailable),
         }
+    }
+
+    async fn worker_connection(&self, client: &redis::Client) -> Result<Conn, StoreError> {
+        let id = self.id;
+        let found = WORKER_CONNECTIONS.with(|c| {
+            c.borrow()
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, m)| m.clone())
+        });
+        if let Some(m) = found {
+            return Ok(Conn::Single(m));
+        }
+        let m = client
+            .get_connection_manager_with_config(manager_config())
+            .await
+            .map_err(unavailable)?;
+        WORKER_CONNECTIONS.with(|c| c.borrow_mut().push((id, m.clone())));
+        Ok(Conn::Single(m))
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
