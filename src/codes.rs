@@ -16,7 +16,7 @@ use crate::crypto::Keyring;
 use crate::delivery::CodeMessage;
 use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Customer;
-use crate::directory::{Directory, contacts_revs};
+use crate::directory::{Directory, DirectoryError, contacts_revs};
 use crate::domain::{CallId, CallerNumber, CustomerId, Email, Method, PhoneNumber};
 use crate::state::{AppState, Clock};
 use crate::store::Keys;
@@ -202,24 +202,53 @@ fn fault(
 
 // --- The customer directory seam (`directory.source`) -------------------------------------------
 
-/// The customer as an external directory source answers (through its cache), with the
-/// authenticator the store holds: `None` when contacts are the store's own records, which the
-/// store's scripts read in the same step that decides. `Some(None)`: a customer the source does
-/// not know. A failing source is an error, so the `error` status.
-async fn looked_up(r: &Rules<'_>, id: &CustomerId) -> anyhow::Result<Option<Option<Customer>>> {
-    if r.directory.in_store() {
-        return Ok(None);
-    }
-    Ok(Some(r.directory.get(id).await?))
+/// Where a request's customer comes from (`directory.source`).
+enum Found {
+    /// The store's own record, which the store's scripts read in the same step that decides.
+    InStore,
+    /// Looked up outside the store (through the cache), with the authenticator the store holds;
+    /// the scripts go by `known`. The customer's `rev` is the revision a new code is bound to.
+    Outside { customer: Customer, known: Known },
 }
 
-/// What the store's one-step check or send goes by for a customer looked up elsewhere.
-fn known(r: &Rules<'_>, id: &CustomerId, c: &Customer) -> Known {
-    Known {
-        email: c.email.is_some(),
-        phone: c.phone.is_some(),
-        authenticator: c.has_authenticator(),
-        revs: contacts_revs(r.keyring, id, c.email.as_ref(), c.phone.as_ref()),
+impl Found {
+    /// `None`: a customer the source does not know. A failing source is an error, so the `error`
+    /// status.
+    async fn of(r: &Rules<'_>, id: &CustomerId) -> anyhow::Result<Option<Found>> {
+        if r.directory.in_store() {
+            return Ok(Some(Found::InStore));
+        }
+        Ok(r.directory.get(id).await?.map(|mut customer| {
+            let revs = contacts_revs(
+                r.keyring,
+                id,
+                customer.email.as_ref(),
+                customer.phone.as_ref(),
+            );
+            customer.rev = revs.first().cloned();
+            let known = Known {
+                email: customer.email.is_some(),
+                phone: customer.phone.is_some(),
+                authenticator: customer.has_authenticator(),
+                revs,
+            };
+            Found::Outside { customer, known }
+        }))
+    }
+
+    fn known(&self) -> Option<&Known> {
+        match self {
+            Found::InStore => None,
+            Found::Outside { known, .. } => Some(known),
+        }
+    }
+
+    /// The customer the store's script decided for: the one looked up, or the record it read.
+    fn customer(self, id: &CustomerId, json: &str) -> Result<Customer, DirectoryError> {
+        match self {
+            Found::InStore => Directory::parse(id, json),
+            Found::Outside { customer, .. } => Ok(customer),
+        }
     }
 }
 
@@ -421,11 +450,8 @@ async fn prepare_send(
     method: Method,
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
-    let looked = looked_up(r, &call.customer).await?;
-    let outside = match &looked {
-        Some(None) => return Ok(Err((Outcome::NotFound, "unknown customer"))),
-        Some(Some(c)) => Some(known(r, &call.customer, c)),
-        None => None,
+    let Some(found) = Found::of(r, &call.customer).await? else {
+        return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
     let (lock, _, limit) = lock_of(r, call);
     let keys = SendKeys {
@@ -461,7 +487,7 @@ async fn prepare_send(
         window,
         digest: &digest,
         ttl,
-        known: outside.as_ref(),
+        known: found.known(),
     };
     let limited = || {
         metrics::counter!("twofactor_send_refused_total", "reason" => "send_limit").increment(1);
@@ -493,20 +519,17 @@ async fn prepare_send(
         Started::Checked(json) => (json, false),
         Started::Reserved(json) => (json, true),
     };
-    let record = match looked {
-        Some(Some(c)) => c,
-        _ => match Directory::parse(&call.customer, &json) {
-            Ok(c) => c,
-            Err(e) => {
-                // The script found the contact it needed, but the record does not read back as
-                // a customer: take back a code and a count already written.
-                if reserved {
-                    r.store.discard_code(&keys.code, &digest).await?;
-                    r.store.decr(&keys.sends).await?;
-                }
-                return Err(e.into());
+    let record = match found.customer(&call.customer, &json) {
+        Ok(c) => c,
+        Err(e) => {
+            // The script found the contact it needed, but the record does not read back as a
+            // customer: take back a code and a count already written.
+            if reserved {
+                r.store.discard_code(&keys.code, &digest).await?;
+                r.store.decr(&keys.sends).await?;
             }
-        },
+            return Err(e.into());
+        }
     };
     let methods = Methods::offered(r, &record);
     let mut counters = Vec::new();
@@ -537,10 +560,7 @@ async fn prepare_send(
                 window,
                 &digest,
                 method.as_str(),
-                match &outside {
-                    Some(k) => k.revs.first().map_or("", String::as_str),
-                    None => record.rev.as_deref().unwrap_or(""),
-                },
+                record.rev.as_deref().unwrap_or(""),
                 ttl,
             )
             .await?;
@@ -703,11 +723,8 @@ async fn judge_code(
     let s = &r.settings;
     let code = normalise_code(raw_code);
     let code = code.as_deref().unwrap_or("-");
-    let looked = looked_up(r, &call.customer).await?;
-    let outside = match &looked {
-        Some(None) => return Ok((Outcome::CodeExpired, method, "unknown customer")),
-        Some(Some(c)) => Some(known(r, &call.customer, c)),
-        None => None,
+    let Some(found) = Found::of(r, &call.customer).await? else {
+        return Ok((Outcome::CodeExpired, method, "unknown customer"));
     };
     let (keys, limit) = attempt_keys(r, call);
     let l = &s.lockout;
@@ -740,7 +757,7 @@ async fn judge_code(
         email: &email,
         sms: &sms,
         max_tries: s.codes.max_verify_attempts,
-        known: outside.as_ref(),
+        known: found.known(),
     };
     let (verdict, used) = match r.store.check_code(&keys, &ask, &rule, judge).await? {
         // Unknown customers leave nothing in the store, so a flood of random ids cannot fill it;
@@ -750,10 +767,7 @@ async fn judge_code(
         Checked::Authenticator(json) => {
             // Judged against the authenticator only: a pending sent code is never touched here,
             // even for a customer without an authenticator (whose attempt then counts as wrong).
-            let record = match looked {
-                Some(Some(c)) => c,
-                _ => Directory::parse(&call.customer, &json)?,
-            };
+            let record = found.customer(&call.customer, &json)?;
             let secret = r.directory.totp_secret(&call.customer, &record)?;
             let matched = secret
                 .as_deref()

@@ -279,19 +279,23 @@ fn choose(
 }
 
 /// The steps both verifications share, as the Redis scripts' common prelude does: the repeat
-/// check, the lock, the attempt count, then `check` and the lock on the last allowed attempt.
+/// check (against every digest in `candidates`), the lock, the attempt count, then `check` and
+/// the lock on the last allowed attempt.
 fn judge_in(
     m: &mut HashMap<String, Entry>,
     now: Instant,
     keys: &AttemptKeys,
-    candidates: &[String],
+    candidates: &[&[String]],
     rule: &Lockout,
     judge: bool,
     check: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> Outcome,
 ) -> Result<Verdict, StoreError> {
     let verdict = |judged, locked_now| Verdict { judged, locked_now };
     if let Some(Value::Text(accepted)) = live(m, &keys.accepted, now)
-        && candidates.iter().any(|c| ct_eq(c, accepted))
+        && candidates
+            .iter()
+            .flat_map(|c| c.iter())
+            .any(|c| ct_eq(c, accepted))
     {
         return Ok(verdict(Judged::Repeat, false));
     }
@@ -553,8 +557,7 @@ impl Store for MemoryStore {
             } else {
                 ask.email
             };
-            let all: Vec<String> = ask.email.iter().chain(ask.sms).cloned().collect();
-            let verdict = judge_in(m, now, keys, &all, rule, judge, |m, _| {
+            let verdict = judge_in(m, now, keys, &[ask.email, ask.sms], rule, judge, |m, _| {
                 let Some(Entry {
                     value:
                         Value::Code {
@@ -601,7 +604,7 @@ impl Store for MemoryStore {
         judge: bool,
     ) -> Result<Verdict, StoreError> {
         self.with(&keys.failures, true, |m, now| {
-            judge_in(m, now, keys, candidates, rule, judge, |m, now| {
+            judge_in(m, now, keys, &[candidates], rule, judge, |m, now| {
                 let Some(step) = matched_step else {
                     return Outcome::Judged(Judged::Wrong);
                 };

@@ -247,26 +247,23 @@ async fn one_master_down_turns_readiness_503_and_answers_error_fast() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_that_may_evict_keys_is_a_readiness_warning() {
-    // Arrange
+/// `/readyz` of an app on a private Redis started with `maxmemory-policy` = `policy`.
+async fn readyz_with_policy(policy: &str) -> (u16, serde_json::Value) {
     let port = free_port();
-    let _redis = own_redis(port, &["--maxmemory-policy", "allkeys-lru"]).await;
+    let _redis = own_redis(port, &["--maxmemory-policy", policy]).await;
     let app = spawn_app_with(
         StoreKind::Memory,
         &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\""),
     )
     .await;
+    let (status, body) = app.readyz().await;
+    (status, serde_json::from_str(&body).expect("JSON"))
+}
 
-    // Act
-    let res = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .expect("readyz");
-    let status = res.status().as_u16();
-    let body: serde_json::Value = res.json().await.expect("JSON");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_may_evict_keys_is_a_readiness_warning() {
+    // Arrange + Act
+    let (status, body) = readyz_with_policy("allkeys-lru").await;
 
     // Assert
     assert_eq!(status, 200, "{body}");
@@ -281,24 +278,8 @@ async fn a_redis_that_may_evict_keys_is_a_readiness_warning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noeviction_redis_is_ready_without_warnings() {
-    // Arrange
-    let port = free_port();
-    let _redis = own_redis(port, &["--maxmemory-policy", "noeviction"]).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\""),
-    )
-    .await;
-
-    // Act
-    let res = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .expect("readyz");
-    let status = res.status().as_u16();
-    let body: serde_json::Value = res.json().await.expect("JSON");
+    // Arrange + Act
+    let (status, body) = readyz_with_policy("noeviction").await;
 
     // Assert
     assert_eq!(status, 200, "{body}");
