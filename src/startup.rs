@@ -19,9 +19,7 @@ macro_rules! serve {
         let mut server = $server
             .shutdown_timeout($settings.server.shutdown_timeout_seconds)
             .max_connections($settings.server.max_connections_per_worker);
-        if $workers > 0 {
-            server = server.workers($workers);
-        }
+        server = server.workers($workers);
         let server = match $tls {
             None => server.listen($listener)?,
             Some(tls) => server.listen_rustls_0_23($listener, tls)?,
@@ -110,7 +108,7 @@ impl Application {
         let server = serve!(
             server,
             settings,
-            settings.server.workers,
+            settings.server.http_workers(),
             listener,
             tls.clone()
         );

@@ -107,9 +107,7 @@ pub async fn request_middleware(
         .get(&REQUEST_ID)
         .and_then(sane_request_id)
         .unwrap_or_else(new_request_id);
-    let path = req.path().to_string();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();

