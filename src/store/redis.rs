@@ -72,8 +72,8 @@ end
 
 /// The judging both verification scripts share, after each has set `chosen` (the method),
 /// `candidate(v)` (whether `v` is one of the code's digests), and `accepted` and `locked` (the
-/// values of KEYS[3] and KEYS[1], read with the script's other reads in one MGET, since each call
-/// out of Lua costs Redis more than the read itself). KEYS: lock, failures, accepted,
+/// values of KEYS[3] and KEYS[1], read with the script's other reads in one MGET: each call out
+/// of Lua costs Redis a command's overhead besides the key lookup). KEYS: lock, failures, accepted,
 /// choice, code. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on lock
 /// (1/0). Answers {kind, locked now, method, record}: kind 0 missing, 1 accepted, 2 wrong, 3
 /// exhausted, 4 locked, 5 repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen (with
