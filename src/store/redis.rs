@@ -296,12 +296,16 @@ fn next_store_id() -> u64 {
     NEXT_STORE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The master as Sentinel names it. The connection is kept until a call fails with a connection
-/// error or READONLY (the master was demoted); the next call asks Sentinel again, so a failover
-/// costs the calls in flight, not a restart.
+/// The master as Sentinel names it. Connections are kept until a call fails with a connection
+/// error or READONLY (the master was demoted); that call moves `generation` on, and the next call
+/// on any thread asks Sentinel again, so a failover costs the calls in flight, not a restart.
 struct SentinelMaster {
     client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    /// The connection start-up, commands and the settings watcher share.
     current: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Moves on when the master is found gone; HTTP workers' own connections of an older
+    /// generation are then replaced.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl SentinelMaster {
@@ -314,12 +318,27 @@ impl SentinelMaster {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
+        let c = Self::open(&mut client).await?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A new connection to the master Sentinel names now.
+    async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        Self::open(&mut *self.client.lock().await).await
+    }
+
+    async fn open(
+        client: &mut redis::sentinel::SentinelClient,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let c = client.get_async_connection_with_config(&config).await?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-        Ok(c)
+        client.get_async_connection_with_config(&config).await
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
@@ -333,6 +352,8 @@ impl SentinelMaster {
         let demoted = e.code() == Some("READONLY");
         if demoted || e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 }
@@ -522,12 +543,27 @@ fn slot_masters(slots: &redis::Value) -> Vec<(String, u16)> {
 }
 
 thread_local! {
-    /// Each HTTP worker thread's own connection per store (by the store's id). A request and its
-    /// Redis reply then stay on one thread: with one connection shared by all workers, the
-    /// cross-thread wake-ups were a large part of a check's CPU, and checks ran 20 to 35 % slower
-    /// (`deploy/bench/run.sh`, line (a)).
-    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+    /// Each HTTP worker thread's own connection per store, on standalone Redis and Sentinel. A
+    /// request and its Redis reply then stay on one thread: with one connection shared by all
+    /// workers, the cross-thread wake-ups were a large part of a check's CPU, and checks ran 20 to
+    /// 35 % slower (`deploy/bench/run.sh`, line (a)).
+    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<WorkerConnection>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+struct WorkerConnection {
+    /// The store's id (`RedisStore::id`).
+    store: u64,
+    /// Sentinel's generation when it was opened (`SentinelMaster::generation`); 0 otherwise.
+    generation: u64,
+    conn: Conn,
+}
+
+/// On an HTTP worker (a current-thread runtime), rather than at start-up, in the settings watcher
+/// or in a command (the multi-thread runtime).
+fn on_http_worker() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 fn manager_config() -> ConnectionManagerConfig {
@@ -598,6 +634,7 @@ impl RedisStore {
                 let sentinel = SentinelMaster {
                     client: tokio::sync::Mutex::new(client),
                     current: std::sync::Mutex::new(None),
+                    generation: std::sync::atomic::AtomicU64::new(0),
                 };
                 sentinel.connection().await.map_err(unavailable)?;
                 return Ok(RedisStore {
@@ -629,22 +666,28 @@ impl RedisStore {
         })
     }
 
+    /// On an HTTP worker, a connection of the worker's own, driven on its thread; elsewhere the
+    /// shared one. Cluster keeps its one connection per node.
     async fn connection(&self) -> Result<Conn, StoreError> {
-        match &self.backend {
-            Backend::Fixed(Conn::Single(shared)) => {
-                // On an HTTP worker (a current-thread runtime), a connection of the worker's own,
-                // driven on its thread; elsewhere (start-up, the settings watcher, commands) the
-                // shared one.
-                let worker = tokio::runtime::Handle::try_current().is_ok_and(|h| {
-                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
-                });
-                match (&self.pubsub, worker) {
-                    (Some(client), true) => self.worker_connection(client).await,
-                    _ => Ok(Conn::Single(shared.clone())),
-                }
+        let worker = on_http_worker();
+        match (&self.backend, &self.pubsub) {
+            (Backend::Fixed(Conn::Single(_)), Some(client)) if worker => {
+                self.worker_connection(0, async || {
+                    client
+                        .get_connection_manager_with_config(manager_config())
+                        .await
+                        .map(Conn::Single)
+                })
+                .await
             }
-            Backend::Fixed(c) => Ok(c.clone()),
-            Backend::Sentinel(s) => s
+            (Backend::Fixed(c), _) => Ok(c.clone()),
+            (Backend::Sentinel(s), _) if worker => {
+                self.worker_connection(s.generation(), async || {
+                    s.connect().await.map(Conn::Multiplexed)
+                })
+                .await
+            }
+            (Backend::Sentinel(s), _) => s
                 .connection()
                 .await
                 .map(Conn::Multiplexed)
@@ -652,23 +695,33 @@ impl RedisStore {
         }
     }
 
-    async fn worker_connection(&self, client: &redis::Client) -> Result<Conn, StoreError> {
+    /// This thread's connection of `generation`, else a new one from `open` in its place.
+    async fn worker_connection(
+        &self,
+        generation: u64,
+        open: impl AsyncFnOnce() -> redis::RedisResult<Conn>,
+    ) -> Result<Conn, StoreError> {
         let id = self.id;
         let found = WORKER_CONNECTIONS.with(|c| {
             c.borrow()
                 .iter()
-                .find(|(i, _)| *i == id)
-                .map(|(_, m)| m.clone())
+                .find(|w| w.store == id && w.generation == generation)
+                .map(|w| w.conn.clone())
         });
-        if let Some(m) = found {
-            return Ok(Conn::Single(m));
+        if let Some(conn) = found {
+            return Ok(conn);
         }
-        let m = client
-            .get_connection_manager_with_config(manager_config())
-            .await
-            .map_err(unavailable)?;
-        WORKER_CONNECTIONS.with(|c| c.borrow_mut().push((id, m.clone())));
-        Ok(Conn::Single(m))
+        let conn = open().await.map_err(unavailable)?;
+        WORKER_CONNECTIONS.with(|c| {
+            let mut c = c.borrow_mut();
+            c.retain(|w| w.store != id);
+            c.push(WorkerConnection {
+                store: id,
+                generation,
+                conn: conn.clone(),
+            });
+        });
+        Ok(conn)
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
