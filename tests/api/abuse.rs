@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::both_stores;
 use crate::helpers::wrong_code;
-use crate::helpers::{StoreKind, TestApp, spawn_app_with};
+use crate::helpers::{StoreKind, metric_value, spawn_app_with};
 
 const LOCKOUT: &str = r#"
 [codes]
@@ -102,29 +102,6 @@ async fn lockout_expires(kind: StoreKind) {
     assert_eq!(app.verify("1001", &code).await.xml_status(), "success");
 }
 both_stores!(lockout_expiry, lockout_expires);
-
-/// The value of the `/metrics` sample line that starts with `series` (name and labels), 0 when the
-/// series is not there yet.
-async fn metric_value(app: &TestApp, series: &str) -> f64 {
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|e| panic!("{series} has no number: {v:?} ({e})"))
-        })
-        .unwrap_or(0.0)
-}
 
 const NUMBER_CAP_REFUSALS: &str = r#"twofactor_send_refused_total{reason="number hourly cap"}"#;
 

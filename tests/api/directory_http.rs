@@ -12,7 +12,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::both_stores;
 use crate::helpers::{
-    StoreKind, TestApp, admin_tokens, authenticator, output_text, redis, spawn_app_with, unix_now,
+    StoreKind, TestApp, admin_tokens, authenticator, metric_value, output_text, redis,
+    run_cli_with_env, spawn_app_with, twofactor_command, unix_now,
 };
 
 pub const EMAIL: &str = "alice@example.com";
@@ -64,6 +65,15 @@ async fn crm_answering(id: &str, answer: ResponseTemplate) -> MockServer {
     crm
 }
 
+/// A CRM answering customer 1001 with `EMAIL` and `PHONE`, both verified.
+async fn crm_with_alice() -> MockServer {
+    crm_answering(
+        "1001",
+        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
+    )
+    .await
+}
+
 pub async fn requests_to(server: &MockServer, p: &str) -> Vec<wiremock::Request> {
     server
         .received_requests()
@@ -74,17 +84,19 @@ pub async fn requests_to(server: &MockServer, p: &str) -> Vec<wiremock::Request>
         .collect()
 }
 
+/// The methods answer offering `EMAIL` and `PHONE_TO`.
+fn both_methods() -> String {
+    format!(
+        "<checkVerifiedContactMethods><status>success</status><methods>\
+         <method name=\"email\" value=\"{EMAIL}\"/><method name=\"SMS\" value=\"{PHONE_TO}\"/>\
+         </methods></checkVerifiedContactMethods>"
+    )
+}
+
 /// Methods, then a code by email and one by SMS, each verified from the outbox.
 pub async fn assert_full_callflow(app: &TestApp, id: &str) {
     let methods = app.methods(id).await;
-    assert_eq!(
-        methods.body,
-        format!(
-            "<checkVerifiedContactMethods><status>success</status><methods>\
-             <method name=\"email\" value=\"{EMAIL}\"/><method name=\"SMS\" value=\"{PHONE_TO}\"/>\
-             </methods></checkVerifiedContactMethods>"
-        )
-    );
+    assert_eq!(methods.body, both_methods());
     assert_eq!(app.send(id, "Email").await.xml_status(), "success");
     let code = app.last_code_to(EMAIL);
     assert_eq!(app.verify(id, &code).await.xml_status(), "success");
@@ -99,11 +111,7 @@ pub async fn assert_full_callflow(app: &TestApp, id: &str) {
 
 async fn full_callflow_with_basic_auth(kind: StoreKind) {
     // Arrange: a CRM behind Basic auth, asked with a header of the deployment's own.
-    let crm = crm_answering(
-        "1001",
-        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
-    )
-    .await;
+    let crm = crm_with_alice().await;
     let app = spawn_app_with(
         kind,
         &http_source(
@@ -326,12 +334,33 @@ pub async fn token_endpoint(server: &MockServer, tokens: &[&str], expires_in: u6
     }
 }
 
+/// A token endpoint handing out `token`, for an hour, to every request.
+async fn steady_token_endpoint(server: &MockServer, token: &str) {
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": token, "expires_in": 3600})),
+        )
+        .mount(server)
+        .await;
+}
+
 fn oauth(crm: &MockServer) -> String {
     format!(
         "auth = \"oauth\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"twofactor\"\n\
          client_secret = \"client-secret-9f2\"\nscope = \"customers.read\"",
         crm.uri()
     )
+}
+
+/// An app on the memory store asking `crm` (behind OAuth) on every lookup: no cache.
+async fn uncached_behind_oauth(crm: &MockServer) -> TestApp {
+    spawn_app_with(
+        StoreKind::Memory,
+        &http_source(crm, "cache_ttl_seconds = 0", &oauth(crm)),
+    )
+    .await
 }
 
 /// The bearer tokens the CRM saw, in order.
@@ -368,11 +397,7 @@ async fn one_token_serves_a_burst_of_50_lookups() {
         .expect(1)
         .mount(&crm)
         .await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &http_source(&crm, "cache_ttl_seconds = 0", &oauth(&crm)),
-    )
-    .await;
+    let app = uncached_behind_oauth(&crm).await;
 
     // Act
     let answers = futures_util::future::join_all((0..50).map(|_| app.methods("1001"))).await;
@@ -398,17 +423,9 @@ async fn one_token_serves_a_burst_of_50_lookups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_renewed_before_it_expires() {
     // Arrange: 4-second tokens are renewed halfway (the margin is 60 s, or half a short life).
-    let crm = crm_answering(
-        "1001",
-        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
-    )
-    .await;
+    let crm = crm_with_alice().await;
     token_endpoint(&crm, &["T1", "T2"], 4).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &http_source(&crm, "cache_ttl_seconds = 0", &oauth(&crm)),
-    )
-    .await;
+    let app = uncached_behind_oauth(&crm).await;
 
     // Act: a lookup, another within the token's first half, one after it (still before expiry).
     assert_eq!(app.methods("1001").await.xml_status(), "success");
@@ -438,11 +455,7 @@ async fn a_refused_token_is_replaced_once() {
         .mount(&crm)
         .await;
     token_endpoint(&crm, &["T1", "T2", "T3"], 3600).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &http_source(&crm, "cache_ttl_seconds = 0", &oauth(&crm)),
-    )
-    .await;
+    let app = uncached_behind_oauth(&crm).await;
 
     // Act + Assert: the 401 costs one more token and one more request, not an error.
     assert_eq!(app.methods("1001").await.xml_status(), "success");
@@ -453,11 +466,7 @@ async fn a_refused_token_is_replaced_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_refusing_the_client_answers_error() {
-    let crm = crm_answering(
-        "1001",
-        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
-    )
-    .await;
+    let crm = crm_with_alice().await;
     Mock::given(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})))
         .mount(&crm)
@@ -518,23 +527,6 @@ both_stores!(
 
 const CACHED: &str = r#"twofactor_directory_lookups_total{source="http",outcome="cached"}"#;
 
-/// The value of the `/metrics` sample `series`, 0 when it is not there yet.
-async fn metric_value(app: &TestApp, series: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
-}
-
 async fn unknown_ids_cached_briefly(kind: StoreKind) {
     let crm = MockServer::start().await;
     Mock::given(path("/api/customers/9999"))
@@ -553,11 +545,7 @@ both_stores!(an_unknown_id_is_cached_too, unknown_ids_cached_briefly);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_never_holds_contacts_in_clear() {
     // Arrange: Redis, a customer with an authenticator, a pending SMS code.
-    let crm = crm_answering(
-        "1001",
-        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
-    )
-    .await;
+    let crm = crm_with_alice().await;
     let app = spawn_app_with(
         StoreKind::Redis,
         &format!("{}{}", admin_tokens(), http_source(&crm, "", "")),
@@ -703,49 +691,15 @@ both_stores!(
     authenticators_for_source_customers
 );
 
-/// Runs the `twofactor` binary with the test Redis and `env` settings.
-pub async fn cli(prefix: &str, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TFA") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .env("TFA__STORE__URL", redis().url())
-        .env("TFA__STORE__KEY_PREFIX", prefix)
-        .env("TFA__SECURITY__ENCRYPTION_KEY", crate::helpers::TEST_KEY)
-        .env("TFA__LOG__FILTER", "warn")
-        .stdin(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    tokio::task::spawn_blocking(move || cmd.output().expect("the twofactor binary runs"))
-        .await
-        .expect("the CLI task")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_test_and_check_config_probe() {
     // Arrange: a CRM behind OAuth, configured through the environment as an operator would.
-    let crm = crm_answering(
-        "1001",
-        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
-    )
-    .await;
+    let crm = crm_with_alice().await;
     Mock::given(path("/api/customers/2002"))
         .respond_with(ResponseTemplate::new(404))
         .mount(&crm)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "T-probe", "expires_in": 3600})),
-        )
-        .mount(&crm)
-        .await;
+    steady_token_endpoint(&crm, "T-probe").await;
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("client_secret");
     std::fs::write(&secret_file, "client-secret-from-file\n").unwrap();
@@ -777,9 +731,9 @@ async fn directory_test_and_check_config_probe() {
     ];
 
     // Act
-    let found = cli(&prefix, &env, &["directory", "test", "1001"]).await;
-    let unknown = cli(&prefix, &env, &["directory", "test", "2002"]).await;
-    let probe = cli(&prefix, &env, &["check-config", "--probe"]).await;
+    let found = run_cli_with_env(&prefix, &env, &["directory", "test", "1001"]).await;
+    let unknown = run_cli_with_env(&prefix, &env, &["directory", "test", "2002"]).await;
+    let probe = run_cli_with_env(&prefix, &env, &["check-config", "--probe"]).await;
 
     // Assert: masked contacts and the time taken; never the contacts or the secret.
     let text = output_text(&found);
@@ -838,7 +792,7 @@ async fn check_config_probe_reports_a_refused_client() {
         ),
     ];
 
-    let probe = cli(&prefix, &env, &["check-config", "--probe"]).await;
+    let probe = run_cli_with_env(&prefix, &env, &["check-config", "--probe"]).await;
 
     let text = output_text(&probe);
     assert!(!probe.status.success(), "{text}");
@@ -884,14 +838,7 @@ async fn a_static_bearer_token_from_a_file_and_an_id_needing_encoding() {
     let methods = app.methods("ACC/7?x#y").await;
 
     // Assert: the number was read in directory.default_region and offered in E.164.
-    assert_eq!(
-        methods.body,
-        format!(
-            "<checkVerifiedContactMethods><status>success</status><methods>\
-             <method name=\"email\" value=\"{EMAIL}\"/><method name=\"SMS\" value=\"{PHONE_TO}\"/>\
-             </methods></checkVerifiedContactMethods>"
-        )
-    );
+    assert_eq!(methods.body, both_methods());
 }
 
 /// The service binary, killed when the test ends however it ends.
@@ -910,11 +857,7 @@ async fn logs_hold_no_contact_token_or_client_secret() {
     // failing for another with contact data in its error body, and holding a bad number for a third.
     const SECRET: &str = "client-secret-51ab7e";
     const TOKEN: &str = "access-token-c3d90f";
-    let crm = crm_answering(
-        "1001",
-        ResponseTemplate::new(200).set_body_json(crm_customer(EMAIL, PHONE, true, true)),
-    )
-    .await;
+    let crm = crm_with_alice().await;
     Mock::given(path("/api/customers/1002"))
         .respond_with(
             ResponseTemplate::new(500).set_body_string(format!("cannot serve {EMAIL} {PHONE}")),
@@ -930,26 +873,12 @@ async fn logs_hold_no_contact_token_or_client_secret() {
         )))
         .mount(&crm)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": TOKEN, "expires_in": 3600})),
-        )
-        .mount(&crm)
-        .await;
+    steady_token_endpoint(&crm, TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.jsonl");
     let log = dir.path().join("service.log");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TFA") {
-            cmd.env_remove(name);
-        }
-    }
-    let child = cmd
+    let child = twofactor_command()
         .arg("serve")
-        .env_remove("RUST_LOG")
         .env("TFA__SERVER__BIND", "127.0.0.1:0")
         .env("TFA__STORE__URL", redis().url())
         .env(

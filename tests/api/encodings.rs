@@ -4,7 +4,9 @@
 
 use crate::both_stores;
 use crate::helpers::wrong_code;
-use crate::helpers::{Answer, METHODS, SEND, StoreKind, TestApp, VERIFY, fixture, spawn_app_with};
+use crate::helpers::{
+    Answer, METHODS, SEND, StoreKind, TestApp, VERIFY, fixture, spawn_app_with, text_of,
+};
 
 /// How the parameters travel.
 #[derive(Debug, Clone, Copy)]
@@ -274,20 +276,16 @@ async fn body_wins_over_query(kind: StoreKind) {
     // lacks still come from the query.
     app.send("1001", "Email").await;
     let code = app.last_code_to("alice@example.com");
-    let res = app
-        .client
-        .post(format!("{}{VERIFY}", app.address))
-        .query(&[
-            ("CustomerId", "1001"),
-            ("authCode_nbest1", &wrong_code(&code)),
-        ])
-        .form(&[("authCode_nbest1", code.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let res = text_of(
+        app.client
+            .post(format!("{}{VERIFY}", app.address))
+            .query(&[
+                ("CustomerId", "1001"),
+                ("authCode_nbest1", &wrong_code(&code)),
+            ])
+            .form(&[("authCode_nbest1", code.as_str())]),
+    )
+    .await;
     assert!(res.contains("<status>success</status>"), "{res}");
 }
 both_stores!(body_wins_over_query_on, body_wins_over_query);

@@ -612,19 +612,7 @@ pub async fn run_cli(
     previous: &[&str],
     args: &[&str],
 ) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_twofactor"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TFA") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .env("TFA__STORE__URL", redis().url())
-        .env("TFA__STORE__KEY_PREFIX", prefix)
-        .env("TFA__SECURITY__ENCRYPTION_KEY", key)
-        .env("TFA__LOG__FILTER", "warn")
-        .stdin(Stdio::null());
+    let mut cmd = cli_command(prefix, key, args);
     if !previous.is_empty() {
         let list: Vec<String> = previous.iter().map(|k| format!("\"{k}\"")).collect();
         cmd.env(
@@ -632,6 +620,48 @@ pub async fn run_cli(
             format!("[{}]", list.join(", ")),
         );
     }
+    command_output(cmd).await
+}
+
+/// Runs the real `twofactor` binary with `args` against the test Redis under `prefix` and the test
+/// key, with the settings `env` on top (as an operator configures it through the environment).
+pub async fn run_cli_with_env(
+    prefix: &str,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = cli_command(prefix, TEST_KEY, args);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    command_output(cmd).await
+}
+
+/// The `twofactor` binary with no `TFA*` setting or `RUST_LOG` inherited from this process.
+pub fn twofactor_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_twofactor"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TFA") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// The `twofactor` binary set up for a CLI run with `args` against the test Redis under `prefix`,
+/// with `key` current and warnings only in its logs.
+fn cli_command(prefix: &str, key: &str, args: &[&str]) -> Command {
+    let mut cmd = twofactor_command();
+    cmd.args(args)
+        .env("TFA__STORE__URL", redis().url())
+        .env("TFA__STORE__KEY_PREFIX", prefix)
+        .env("TFA__SECURITY__ENCRYPTION_KEY", key)
+        .env("TFA__LOG__FILTER", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end off the async runtime's threads.
+async fn command_output(mut cmd: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("the twofactor binary runs"))
         .await
         .expect("the CLI task")
@@ -918,4 +948,24 @@ pub fn assert_valid(schema: &serde_json::Value, value: &serde_json::Value, what:
         errors.is_empty(),
         "{value} does not satisfy {what}: {errors:?}"
     );
+}
+
+/// Sends `req` and reads the answer's body as text.
+pub async fn text_of(req: reqwest::RequestBuilder) -> String {
+    req.send().await.unwrap().text().await.unwrap()
+}
+
+/// The value of the `/metrics` sample line that starts with `series` (name and labels), 0 when the
+/// series is not there yet.
+pub async fn metric_value(app: &TestApp, series: &str) -> f64 {
+    let metrics = text_of(app.client.get(format!("{}/metrics", app.address))).await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series} has no number: {v:?} ({e})"))
+        })
+        .unwrap_or(0.0)
 }

@@ -59,17 +59,22 @@ fn token_url(app: &TestApp) -> String {
     format!("{}/oauth/token", app.address)
 }
 
+/// A client-credentials token request from `id` with `secret` by Basic authentication.
+fn token_request(app: &TestApp, id: &str, secret: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(token_url(app))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+}
+
+/// The token answer to the client asking with its own secret by Basic authentication.
+async fn token_by_basic(app: &TestApp) -> (u16, Value) {
+    token_answer(token_request(app, CLIENT, SECRET).send().await.unwrap()).await
+}
+
 /// A token for the client by Basic authentication.
 pub async fn fetch_token(app: &TestApp) -> String {
-    let res = app
-        .client
-        .post(token_url(app))
-        .basic_auth(CLIENT, Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = token_answer(res).await;
+    let (status, body) = token_by_basic(app).await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_string()
 }
@@ -355,13 +360,7 @@ async fn a_token_from_one_instance_works_on_another_sharing_redis() {
 async fn failed_client_authentications_are_limited_per_client_and_per_address(kind: StoreKind) {
     // Arrange
     let app = spawn_app_with(kind, &oauth_settings("oauth_max_failures = 3")).await;
-    let attempt = |id: &'static str, secret: &'static str| {
-        app.client
-            .post(token_url(&app))
-            .basic_auth(id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
+    let attempt = |id: &'static str, secret: &'static str| token_request(&app, id, secret).send();
 
     // Act + Assert: three wrong secrets for the client, then even the right one waits.
     for _ in 0..3 {
@@ -387,13 +386,7 @@ async fn a_right_secret_gives_its_count_back(kind: StoreKind) {
     let app = spawn_app_with(kind, &oauth_settings("oauth_max_failures = 2")).await;
 
     // Act: one failure, then many successes, then one more failure.
-    let wrong = || {
-        app.client
-            .post(token_url(&app))
-            .basic_auth(CLIENT, Some("wrong"))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
+    let wrong = || token_request(&app, CLIENT, "wrong").send();
     assert_eq!(wrong().await.unwrap().status().as_u16(), 401);
     for _ in 0..5 {
         fetch_token(&app).await;
@@ -573,12 +566,7 @@ async fn the_binary_reads_clients_from_the_environment_and_logs_no_token_or_secr
 async fn check_config_reports_the_schemes_and_clients() {
     // Arrange
     let run = |scheme: &str, clients: Option<String>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("TFA") {
-                cmd.env_remove(name);
-            }
-        }
+        let mut cmd = crate::helpers::twofactor_command();
         cmd.arg("check-config")
             .env("TFA__SECURITY__AUTH_SCHEME", scheme)
             .env("TFA__SECURITY__USER_ID", "gia")
@@ -638,15 +626,7 @@ async fn redis_going_away_refuses_tokens_without_a_5xx_on_v1() {
     // Act
     drop(redis);
     let (status, _, body) = with_bearer(&app, &token, true).await;
-    let res = app
-        .client
-        .post(token_url(&app))
-        .basic_auth(CLIENT, Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let (token_status, token_body) = token_answer(res).await;
+    let (token_status, token_body) = token_by_basic(&app).await;
 
     // Assert: /v1 answers the error status, as for any store fault; the token endpoint says to
     // retry.
@@ -668,15 +648,7 @@ async fn addresses_outside_allowed_networks_get_no_token(kind: StoreKind) {
     .await;
 
     // Act
-    let res = app
-        .client
-        .post(token_url(&app))
-        .basic_auth(CLIENT, Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = token_answer(res).await;
+    let (status, body) = token_by_basic(&app).await;
 
     // Assert
     assert_eq!(status, 403, "{body}");

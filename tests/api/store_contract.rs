@@ -878,6 +878,34 @@ async fn a_send_starts_in_one_step(store: Arc<dyn Store>, p: String) {
 }
 both_backends!(a_send_starts_in_one_step_agree, a_send_starts_in_one_step);
 
+/// A lenient, judged check of `ask` for a customer looked up elsewhere, with `known` contacts.
+async fn check_known(
+    store: &Arc<dyn Store>,
+    keys: &AttemptKeys,
+    ask: CodeCheck<'_>,
+    known: &twofactor::store::Known,
+) -> Checked {
+    let given = CodeCheck {
+        known: Some(known),
+        ..ask
+    };
+    store
+        .check_code(keys, &given, &LENIENT, true)
+        .await
+        .unwrap()
+}
+
+/// What a check answers when it judges an SMS code `judged` without locking the customer.
+fn sms_judged(judged: Judged) -> Checked {
+    Checked::Judged(
+        Some(Method::Sms),
+        Verdict {
+            judged,
+            locked_now: false,
+        },
+    )
+}
+
 /// What a check chooses when no method is named, and that a code sent to other contacts is gone.
 async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>, p: String) {
     let keys = AttemptKeys {
@@ -970,22 +998,9 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
     };
     store.del(&keys.record).await.unwrap();
     put_code(&store, &keys.code, "s", "sms", LONG).await;
-    let given = CodeCheck {
-        known: Some(&known),
-        ..ask
-    };
     assert_eq!(
-        store
-            .check_code(&keys, &given, &LENIENT, true)
-            .await
-            .unwrap(),
-        Checked::Judged(
-            Some(Method::Sms),
-            twofactor::store::Verdict {
-                judged: Judged::Missing,
-                locked_now: false
-            }
-        ),
+        check_known(&store, &keys, ask, &known).await,
+        sms_judged(Judged::Missing),
         "the code's revision '' is not the one given"
     );
 
@@ -1009,22 +1024,9 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
         .await
         .unwrap();
     assert!(sent.is_some());
-    let given = CodeCheck {
-        known: Some(&rotating),
-        ..ask
-    };
     assert_eq!(
-        store
-            .check_code(&keys, &given, &LENIENT, true)
-            .await
-            .unwrap(),
-        Checked::Judged(
-            Some(Method::Sms),
-            twofactor::store::Verdict {
-                judged: Judged::Accepted,
-                locked_now: false
-            }
-        ),
+        check_known(&store, &keys, ask, &rotating).await,
+        sms_judged(Judged::Accepted),
     );
 }
 both_backends!(
