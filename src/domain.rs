@@ -134,6 +134,15 @@ impl Method {
             )),
         }
     }
+    /// A method as the store keeps it (`as_str`'s names exactly), as the Lua scripts compare it.
+    pub fn from_stored(name: &str) -> Option<Self> {
+        match name {
+            "email" => Some(Method::Email),
+            "sms" => Some(Method::Sms),
+            "authenticator" => Some(Method::Authenticator),
+            _ => None,
+        }
+    }
     /// Stable lower-case name for keys, logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

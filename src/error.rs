@@ -57,9 +57,6 @@ impl ApiError {
     }
 }
 
-/// The content type of XML callflow answers.
-pub const XML_CONTENT_TYPE: &str = answer::XML_CONTENT_TYPE;
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self.kind {

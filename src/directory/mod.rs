@@ -393,8 +393,9 @@ impl Directory {
     }
 
     /// A sent code is valid only for the destination it went to: when a contact changes, the
-    /// pending code, the remembered method and the retry-grace record go. (The code's digest binds
-    /// its destination too, so a send racing this change still cannot verify afterwards.)
+    /// pending code, the remembered method and the retry-grace record go. (A code also carries the
+    /// contacts' revision, which the check script compares with the record's, so a send racing
+    /// this change still cannot verify afterwards.)
     async fn forget_pending(&self, id: &CustomerId) -> Result<(), DirectoryError> {
         for key in [
             self.keys.code(id),

@@ -49,7 +49,7 @@ impl Format {
 
     /// JSON when `Accept` prefers `application/json` (or a `+json` type) to every XML type; XML on
     /// a tie or without one, so `*/*` and browsers' lists keep getting GIA's XML.
-    fn from_accept(headers: &HeaderMap) -> Format {
+    pub fn from_accept(headers: &HeaderMap) -> Format {
         let (mut json_q, mut xml_q) = (0.0f32, 0.0f32);
         for value in headers.get_all(header::ACCEPT) {
             let Ok(value) = value.to_str() else { continue };

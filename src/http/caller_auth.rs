@@ -33,7 +33,8 @@ pub async fn guard(
     let snapshot = state.snapshot();
     let sec = &snapshot.settings.security;
     let endpoint = Endpoint::from_path(req.path()).unwrap_or(Endpoint::CheckMethods);
-    let format = Format::of_request(req.headers(), req.query_string());
+    // Worked out only for a refusal: a request let through gets its format from its parameters.
+    let format = || Format::of_request(req.headers(), req.query_string());
     let refusal = if !peer_allowed(&req, sec) {
         metrics::counter!("twofactor_caller_refused_total", "reason" => "network").increment(1);
         tracing::warn!(peer = ?req.peer_addr().map(|a| a.ip()), "caller refused: address not in security.allowed_networks");
@@ -47,7 +48,7 @@ pub async fn guard(
                 // The token cannot be checked: answer as any other store fault does.
                 tracing::error!(error = %e, "caller not checked: store unavailable");
                 let res = answer::outcome(
-                    format,
+                    format(),
                     &snapshot.settings.statuses,
                     endpoint,
                     Outcome::Error,
@@ -69,8 +70,8 @@ pub async fn guard(
             "the bearer token is not valid: it is unknown, expired or revoked; fetch a new one from /oauth/token".to_string(),
         ),
     };
-    let err =
-        ApiError::new(endpoint, kind, &snapshot.settings.statuses.error, message).in_format(format);
+    let err = ApiError::new(endpoint, kind, &snapshot.settings.statuses.error, message)
+        .in_format(format());
     let mut res = err.error_response();
     if kind == ErrorKind::Unauthorized {
         // One challenge per scheme the caller may use; a refused token says why (RFC 6750 §3.1).
@@ -92,7 +93,7 @@ pub async fn guard(
     Ok(req.into_response(res))
 }
 
-const BASIC_CHALLENGE: &str = "Basic realm=\"twofactor\", charset=\"UTF-8\"";
+pub(super) const BASIC_CHALLENGE: &str = "Basic realm=\"twofactor\", charset=\"UTF-8\"";
 const BEARER_CHALLENGE: &str = "Bearer realm=\"twofactor\"";
 const INVALID_TOKEN_CHALLENGE: &str = "Bearer realm=\"twofactor\", error=\"invalid_token\"";
 

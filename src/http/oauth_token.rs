@@ -10,14 +10,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use futures_util::StreamExt;
 use serde_json::json;
 
+use super::caller_auth::BASIC_CHALLENGE;
+use super::params::{BodyError, form_decode};
 use crate::auth::oauth;
 use crate::domain::truncate;
 use crate::state::AppState;
-
-const BASIC_CHALLENGE: &str = "Basic realm=\"twofactor\", charset=\"UTF-8\"";
 
 /// An RFC 6749 §5.2 error answer; never cached. The description keeps to the characters §5.2
 /// allows (printable ASCII but `"` and `\\`), so a caller's odd parameter name cannot break clients.
@@ -130,13 +129,7 @@ fn basic(header: &str) -> Credentials {
 /// The id and secret as sent, and form-decoded when that differs (RFC 6749 §2.3.1).
 fn candidates(id: &str, secret: &str) -> Vec<(String, String)> {
     let mut out = vec![(id.to_string(), secret.to_string())];
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .ok()
-    };
-    if let (Some(i), Some(s)) = (decode(id), decode(secret))
+    if let (Some(i), Some(s)) = (form_decode(id), form_decode(secret))
         && (i != id || s != secret)
     {
         out.push((i, s));
@@ -278,7 +271,7 @@ pub async fn token(
 /// The form body (RFC 6749 §4.4.2: `application/x-www-form-urlencoded`), each name at most once.
 async fn read_form(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     settings: &crate::config::Settings,
 ) -> Result<Vec<(String, String)>, HttpResponse> {
     let media = req
@@ -292,29 +285,21 @@ async fn read_form(
             "send the parameters as an application/x-www-form-urlencoded body",
         ));
     }
-    let limit = settings.server.max_body_bytes;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            if super::body_deadline::is_timeout(&e) {
-                let mut res = invalid_request(&super::body_deadline::timeout_message(
-                    settings.server.body_timeout_ms,
-                ));
-                *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
-                res.head_mut()
-                    .set_connection_type(actix_web::http::ConnectionType::Close);
-                res
-            } else {
-                invalid_request("request body could not be read")
+    let body = super::params::read_body(req, payload, settings)
+        .await
+        .map_err(|e| {
+            let mut res = invalid_request(&e.message(settings));
+            match e {
+                BodyError::TooLarge => *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::TimedOut => {
+                    *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                    res.head_mut()
+                        .set_connection_type(actix_web::http::ConnectionType::Close);
+                }
+                BodyError::Broken => {}
             }
+            res
         })?;
-        if body.len() + chunk.len() > limit {
-            let mut res = invalid_request(&format!("request body is larger than {limit} bytes"));
-            *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            return Err(res);
-        }
-        body.extend_from_slice(&chunk);
-    }
     let text = std::str::from_utf8(&body)
         .map_err(|_| invalid_request("request body is not valid UTF-8"))?;
     let pairs = super::params::form_pairs(text).map_err(|e| invalid_request(&e))?;

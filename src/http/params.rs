@@ -34,7 +34,8 @@ impl<'a> Ctx<'a> {
         Ctx {
             endpoint,
             settings,
-            format: Format::of_request(req.headers(), req.query_string()),
+            // From the headers only: `extract` reads `format` from the query it parses anyway.
+            format: Format::from_accept(req.headers()),
         }
     }
 
@@ -109,44 +110,23 @@ impl Params {
 pub async fn extract(
     ctx: &mut Ctx<'_>,
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<Params, ApiError> {
-    let limit = ctx.settings.server.max_body_bytes;
-    let too_large = || {
-        ctx.err(
-            ErrorKind::PayloadTooLarge,
-            format!("request body is larger than {limit} bytes"),
-        )
-    };
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
-        return Err(too_large());
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            if super::body_deadline::is_timeout(&e) {
-                ctx.err(
-                    ErrorKind::RequestTimeout,
-                    super::body_deadline::timeout_message(ctx.settings.server.body_timeout_ms),
-                )
-            } else {
-                ctx.err(ErrorKind::BadRequest, "request body could not be read")
-            }
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-
+    // The query first, so a body refused below is already answered in the query's format.
     let query = form_pairs(req.query_string()).map_err(|e| ctx.err(ErrorKind::BadRequest, e))?;
     let query = pairs_checked(ctx, query, "query string")?;
+    if let Some(format) = find(&query, "format").and_then(|v| Format::from_param(v).ok()) {
+        ctx.format = format;
+    }
+    let body = read_body(req, payload, ctx.settings).await.map_err(|e| {
+        let kind = match e {
+            BodyError::TooLarge => ErrorKind::PayloadTooLarge,
+            BodyError::TimedOut => ErrorKind::RequestTimeout,
+            BodyError::Broken => ErrorKind::BadRequest,
+        };
+        ctx.err(kind, e.message(ctx.settings))
+    })?;
+
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Vec::new()
     } else {
@@ -187,6 +167,65 @@ pub async fn extract(
     Ok(params)
 }
 
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodyError {
+    /// Over `server.max_body_bytes`, announced or as it came.
+    TooLarge,
+    /// Not in within `server.body_timeout_ms`.
+    TimedOut,
+    Broken,
+}
+
+impl BodyError {
+    pub(crate) fn message(self, settings: &Settings) -> String {
+        match self {
+            BodyError::TooLarge => format!(
+                "request body is larger than {} bytes",
+                settings.server.max_body_bytes
+            ),
+            BodyError::TimedOut => {
+                super::body_deadline::timeout_message(settings.server.body_timeout_ms)
+            }
+            BodyError::Broken => "request body could not be read".into(),
+        }
+    }
+}
+
+/// The whole body, up to `server.max_body_bytes`; an announced `Content-Length` over it is refused
+/// before anything is read.
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    settings: &Settings,
+) -> Result<web::BytesMut, BodyError> {
+    let limit = settings.server.max_body_bytes;
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            if super::body_deadline::is_timeout(&e) {
+                BodyError::TimedOut
+            } else {
+                BodyError::Broken
+            }
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn media_type(req: &HttpRequest) -> Option<String> {
     let raw = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
     Some(
@@ -198,19 +237,24 @@ fn media_type(req: &HttpRequest) -> Option<String> {
     )
 }
 
+/// One form-encoded name or value: `+` is a space, `%XX` a byte; `None` when the bytes are not UTF-8.
+pub(crate) fn form_decode(part: &str) -> Option<String> {
+    // Most parts (ids, digits) have nothing to decode: one copy instead of two.
+    if !part.contains(['+', '%']) {
+        return Some(part.to_owned());
+    }
+    percent_encoding::percent_decode_str(&part.replace('+', " "))
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .ok()
+}
+
 /// `a=1&b=x+y%21` → pairs. A percent-escape that decodes to invalid UTF-8 is refused rather than
 /// turned into U+FFFD, as an invalid UTF-8 body is.
 pub(crate) fn form_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     let decode = |part: &str| -> Result<String, String> {
-        // Most parts (ids, digits) have nothing to decode: one copy instead of two.
-        if !part.contains(['+', '%']) {
-            return Ok(part.to_owned());
-        }
-        let spaced = part.replace('+', " ");
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| format!("parameter {} is not valid UTF-8", truncate(part, 64)))
+        form_decode(part)
+            .ok_or_else(|| format!("parameter {} is not valid UTF-8", truncate(part, 64)))
     };
     s.split('&')
         .filter(|p| !p.is_empty())

@@ -266,9 +266,7 @@ fn choose(
         },
     };
     match remembered {
-        Some(r) => Method::parse(r)
-            .ok()
-            .filter(|_| r == r.to_ascii_lowercase()),
+        Some(r) => Method::from_stored(r),
         None if c.totp => Some(Method::Authenticator),
         None => match (c.email && ask.email_offered, c.phone && ask.sms_offered) {
             (true, false) => Some(Method::Email),

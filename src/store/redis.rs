@@ -488,7 +488,7 @@ fn checked(
         judged,
         locked_now: locked_now == 1,
     };
-    Ok(Checked::Judged(Method::parse(&method).ok(), verdict))
+    Ok(Checked::Judged(Method::from_stored(&method), verdict))
 }
 
 /// `Known` as the scripts' `record` reads it.
