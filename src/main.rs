@@ -117,7 +117,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    twofactor::telemetry::init(settings.log.format, &settings.log.filter);
+    let _logs = twofactor::telemetry::init(settings.log.format, &settings.log.filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

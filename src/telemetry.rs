@@ -20,22 +20,35 @@ use crate::config::LogFormat;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Installs the global subscriber; `RUST_LOG` wins over `filter`. A second call is a no-op.
-pub fn init(format: LogFormat, filter: &str) {
+///
+/// Lines are written to stdout by a thread of their own through a bounded queue, so a log reader
+/// that stalls (a full pipe to journald or a container runtime) never blocks a request; when the
+/// queue is full, lines are dropped rather than waited for. Keep the guard until exit: dropping it
+/// writes out what is queued.
+pub fn init(
+    format: LogFormat,
+    filter: &str,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (stdout, guard) = tracing_appender::non_blocking(std::io::stdout());
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
+    let installed = match format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(stdout),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(stdout))
+            .try_init(),
     };
+    installed.ok().map(|()| guard)
 }
 
 /// Latency buckets in seconds: sub-millisecond memory-store answers up to the slowest SMTP/SMS sends.

@@ -119,7 +119,11 @@ fn init_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if std::env::var("TEST_LOG").is_ok() {
-            twofactor::telemetry::init(twofactor::config::LogFormat::Text, "info");
+            // Kept for the whole test process, which never drops it.
+            std::mem::forget(twofactor::telemetry::init(
+                twofactor::config::LogFormat::Text,
+                "info",
+            ));
         }
     });
 }

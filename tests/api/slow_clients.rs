@@ -202,3 +202,69 @@ fn body_timeout_and_connection_cap_are_validated_naming_the_key() {
         .to_string();
     assert!(err.contains("server.max_connections_per_worker"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_reader_that_stalls_does_not_stop_the_answers() {
+    // Arrange: the binary at info level, its stdout a pipe that nobody reads, as when journald or
+    // a container runtime stops draining it. Each request logs a line or two, so the pipe's 64 kB
+    // fill within the first few hundred requests.
+    let port = crate::helpers::free_port();
+    let child = crate::helpers::twofactor_command()
+        .arg("serve")
+        .env("TFA__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TFA__LOG__FILTER", "info")
+        .env("TFA__LOG__FORMAT", "json")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let service = StoppedOnDrop(child);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(started.elapsed() < PATIENCE, "the service did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Act: 3 000 requests, 20 at a time, about 1 MB of log lines.
+    let started = Instant::now();
+    let mut answered = 0;
+    for _ in 0..150 {
+        // A blocked service would take 5 s a batch: give up well before the suite would notice.
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        let batch = (0..20).map(|i| {
+            client
+                .get(format!("{base}{METHODS}"))
+                .query(&[("CustomerId", format!("nobody{i}"))])
+                .send()
+        });
+        for res in futures_util::future::join_all(batch).await {
+            if res.is_ok_and(|r| r.status().is_success()) {
+                answered += 1;
+            }
+        }
+    }
+    let took = started.elapsed();
+    drop(service);
+
+    // Assert
+    assert_eq!(answered, 3000, "answered {answered} of 3000 in {took:?}");
+    assert!(took < Duration::from_secs(30), "3000 answers took {took:?}");
+}
+
+/// A child process killed and reaped when the test ends, however it ends.
+struct StoppedOnDrop(std::process::Child);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
