@@ -26,30 +26,27 @@ return 0",
 });
 
 /// What both a check and a send read of the customer record (`rec`, as read, or false when there
-/// is none): which contacts it has and their revision (`rev`, which a pending code must still
-/// match); or the same as given (`Known`, written `<email><phone><authenticator>:<rev>[,<rev>…]`
-/// with 1/0 flags, current revision first) when the customer was looked up elsewhere. `revs` holds
-/// every revision a pending code may carry.
-const RECORD: &str = r"local function present(v) return v ~= nil and v ~= cjson.null and v ~= '' end
-local function record(rec, known)
+/// is none), or of the customer as given (`known`, written `<email><phone><authenticator>:<rev>[,<rev>…]`
+/// with 1/0 flags, current revision first) when the customer was looked up elsewhere. Answers
+/// nothing when there is no record, false when it is unreadable, else: the record as read ('' when
+/// known), whether it has an email, a phone and an authenticator, the contacts' current revision
+/// (which a new code carries), and when known the list of every revision a pending code may carry.
+/// Several values, not a table: each table is an allocation the script's garbage collector then
+/// walks, and this runs on every check and send.
+const RECORD: &str = r"local function record(rec, known)
   if known ~= '' then
     local e, s, a, list = string.match(known, '^(%d)(%d)(%d):(.*)$')
-    local revs, first = {}, nil
-    for r in string.gmatch(list, '[^,]+') do
-      revs[r] = true
-      first = first or r
-    end
-    return {rec = '', email = e == '1', phone = s == '1', totp = a == '1', rev = first or '', revs = revs}
+    return '', e == '1', s == '1', a == '1', string.match(list, '^[^,]*'), list
   end
   if not rec then return nil end
   -- cjson decodes an array to a table too; a record is an object.
-  if string.sub(rec, 1, 1) ~= '{' then return false end
+  if string.byte(rec) ~= 123 then return false end
   local ok, c = pcall(cjson.decode, rec)
   if not ok or type(c) ~= 'table' then return false end
-  local rev = c.rev
-  if not present(rev) then rev = '' end
-  return {rec = rec, email = present(c.email), phone = present(c.phone),
-    totp = present(c.totp_sealed), rev = rev, revs = {[rev] = true}}
+  local null, e, s, a, rev = cjson.null, c.email, c.phone, c.totp_sealed, c.rev
+  if rev == nil or rev == null then rev = '' end
+  return rec, e ~= nil and e ~= null and e ~= '', s ~= nil and s ~= null and s ~= '',
+    a ~= nil and a ~= null and a ~= '', rev
 end
 ";
 
@@ -70,42 +67,47 @@ const RESERVE: &str = r"local function reserve(sends, code, choice, max, window,
 end
 ";
 
-/// The judging both verification scripts share, after each has set `chosen` (the method),
-/// `candidate(v)` (whether `v` is one of the code's digests), and `accepted` and `locked` (the
-/// values of KEYS[3] and KEYS[1], read with the script's other reads in one MGET: each call out
-/// of Lua costs Redis a command's overhead besides the key lookup). KEYS: lock, failures, accepted,
-/// choice, code. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on lock
-/// (1/0). Answers {kind, locked now, method, record}: kind 0 missing, 1 accepted, 2 wrong, 3
-/// exhausted, 4 locked, 5 repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen (with
-/// the record), 9 unreadable record. The digests are keyed HMACs, so comparing them with `==`
-/// reveals nothing an attacker can steer.
-const VERIFY_PRELUDE: &str = r"local function lock()
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
+/// The judging both verification scripts share, up to their own verdict. Each script first sets
+/// `chosen` (the method), `digests` (the index in ARGV of the code's first digest; the rest
+/// follow), and `accepted`, `locked` and `failures` (the values of KEYS[3], KEYS[1] and KEYS[2],
+/// read with the script's other reads in one MGET: each call out of Lua costs Redis about as much
+/// as the key lookup itself). KEYS: lock, failures, accepted, choice, code. ARGV: max, window ms,
+/// lock ms, grace ms, judge (1/0), discard the code on lock (1/0). Sets `n` (this failure's
+/// number) and `max`. Answers {kind, locked now, method, record}: kind 0 missing, 1 accepted, 2
+/// wrong, 3 exhausted, 4 locked, 5 repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen
+/// (with the record), 9 unreadable record. The digests are keyed HMACs, so comparing them with
+/// `==` reveals nothing an attacker can steer. No closures but `accept`: each is an allocation
+/// per call.
+const VERIFY_PRELUDE: &str = r"if accepted then
+  for i = digests, #ARGV do
+    if accepted == ARGV[i] then return {5, 0, chosen, ''} end
+  end
 end
+if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
+if locked then return {4, 0, chosen, ''} end
+-- The count is only ever made with its expiry (SET PX), which INCR keeps.
+local n = 1
+if failures then
+  n = redis.call('INCR', KEYS[2])
+else
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+end
+local max = tonumber(ARGV[1])
 local function accept(digest)
   redis.call('DEL', KEYS[2], KEYS[4])
   if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], digest, 'PX', ARGV[4]) end
 end
-if accepted and candidate(accepted) then return {5, 0, chosen, ''} end
-if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
-if locked then return {4, 0, chosen, ''} end
-local n = redis.call('INCR', KEYS[2])
-if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-local max = tonumber(ARGV[1])
-if n > max then
-  lock()
-  return {4, 1, chosen, ''}
-end
-local function judged(kind)
-  if n >= max then
-    lock()
-    return {kind, 1, chosen, ''}
-  end
-  return {kind, 0, chosen, ''}
-end
 ";
+
+/// How both verification scripts end, once their own part has set `kind` (the verdict, as
+/// `VERIFY_PRELUDE` numbers them): the failure that reaches the limit locks the customer.
+const VERIFY_VERDICT: &str = r"if n >= max then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
+  return {kind, 1, chosen, ''}
+end
+return {kind, 0, chosen, ''}";
 
 /// A whole check of a code (see `Store::check_code`). KEYS as the prelude's, then the record.
 /// ARGV as the prelude's, then: 7 wrong tries one code survives, 8 the named method (or ''), 9 the
@@ -114,10 +116,10 @@ end
 static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}
-local got = redis.call('MGET', KEYS[6], KEYS[4], KEYS[3], KEYS[1])
-local c = record(got[1], ARGV[10])
-if c == nil then return {{7, 0, '', ''}} end
-if not c then return {{9, 0, '', ''}} end
+local got = redis.call('MGET', KEYS[6], KEYS[4], KEYS[3], KEYS[1], KEYS[2])
+local rec, email, phone, totp, rev, revs = record(got[1], ARGV[10])
+if rec == nil then return {{7, 0, '', ''}} end
+if not rec then return {{9, 0, '', ''}} end
 local code = redis.call('HMGET', KEYS[5], 'd', 'r', 'm')
 local chosen = ARGV[8]
 if chosen == '' then
@@ -126,42 +128,48 @@ if chosen == '' then
     if remembered == 'email' or remembered == 'sms' or remembered == 'authenticator' then
       chosen = remembered
     end
-  elseif c.totp then
+  elseif totp then
     chosen = 'authenticator'
   else
-    local e = c.email and string.find(ARGV[9], 'e', 1, true)
-    local s = c.phone and string.find(ARGV[9], 's', 1, true)
+    local e = email and string.find(ARGV[9], 'e', 1, true)
+    local s = phone and string.find(ARGV[9], 's', 1, true)
     if e and not s then chosen = 'email' elseif s and not e then chosen = 'sms' end
   end
 end
-if chosen == 'authenticator' then return {{8, 0, chosen, c.rec}} end
-local k = tonumber(ARGV[11])
-local first, last = 12, 11 + k
-if chosen == 'sms' then first, last = 12 + k, #ARGV end
-local function candidate(v)
-  for i = 12, #ARGV do if v == ARGV[i] then return true end end
-  return false
-end
-local accepted, locked = got[3], got[4]
+if chosen == 'authenticator' then return {{8, 0, chosen, rec}} end
+local digests, accepted, locked, failures = 12, got[3], got[4], got[5]
 {VERIFY_PRELUDE}
-local d = code[1]
-if not d then return judged(0) end
-if not c.revs[code[2] or ''] then
+local d, r = code[1], code[2] or ''
+-- Whether the pending code went to the contacts as they are now.
+local current = r == rev
+if revs then current = r ~= '' and string.find(',' .. revs .. ',', ',' .. r .. ',', 1, true) ~= nil end
+local kind
+if n > max then
+  kind = 4
+elseif not d then
+  kind = 0
+elseif not current then
   redis.call('DEL', KEYS[5])
-  return judged(0)
-end
-for i = first, last do
-  if d == ARGV[i] then
+  kind = 0
+else
+  local k = tonumber(ARGV[11])
+  local first, last = 12, 11 + k
+  if chosen == 'sms' then first, last = 12 + k, #ARGV end
+  for i = first, last do
+    if d == ARGV[i] then
+      redis.call('DEL', KEYS[5])
+      accept(d)
+      return {{1, 0, chosen, ''}}
+    end
+  end
+  if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[7]) then
     redis.call('DEL', KEYS[5])
-    accept(d)
-    return {{1, 0, chosen, ''}}
+    kind = 3
+  else
+    kind = 2
   end
 end
-if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[7]) then
-  redis.call('DEL', KEYS[5])
-  return judged(3)
-end
-return judged(2)"
+{VERIFY_VERDICT}"
     ))
 });
 
@@ -170,20 +178,26 @@ return judged(2)"
 static VERIFY_TOTP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"local chosen = 'authenticator'
-local function candidate(v)
-  for i = 9, #ARGV do if v == ARGV[i] then return true end end
-  return false
-end
-local got = redis.call('MGET', KEYS[3], KEYS[1])
-local accepted, locked = got[1], got[2]
+local got = redis.call('MGET', KEYS[3], KEYS[1], KEYS[2])
+local digests, accepted, locked, failures = 9, got[1], got[2], got[3]
 {VERIFY_PRELUDE}
+local kind
 local step = tonumber(ARGV[7])
-if step < 0 then return judged(2) end
-local last = tonumber(redis.call('GET', KEYS[6]) or '-1')
-if last and step <= last then return judged(6) end
-redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
-accept(ARGV[9])
-return {{1, 0, chosen, ''}}"
+if n > max then
+  kind = 4
+elseif step < 0 then
+  kind = 2
+else
+  local last = tonumber(redis.call('GET', KEYS[6]) or '-1')
+  if last and step <= last then
+    kind = 6
+  else
+    redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
+    accept(ARGV[9])
+    return {{1, 0, chosen, ''}}
+  end
+end
+{VERIFY_VERDICT}"
     ))
 });
 
@@ -194,11 +208,11 @@ return {{1, 0, chosen, ''}}"
 static START_SEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}{RESERVE}
-local c = record(redis.call('GET', KEYS[1]), ARGV[9])
-if c == nil then return {{0, ''}} end
-if not c then return {{9, ''}} end
+local rec, email, phone, totp, rev = record(redis.call('GET', KEYS[1]), ARGV[9])
+if rec == nil then return {{0, ''}} end
+if not rec then return {{9, ''}} end
 local m = ARGV[1]
-local has = (m == 'email' and c.email) or (m == 'sms' and c.phone) or (m == 'authenticator' and c.totp)
+local has = (m == 'email' and email) or (m == 'sms' and phone) or (m == 'authenticator' and totp)
 if not has then return {{1, ''}} end
 if ARGV[2] ~= '1' then return {{2, ''}} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {{3, ''}} end
@@ -207,11 +221,11 @@ if m == 'authenticator' then
   redis.call('SET', KEYS[3], m, 'PX', ARGV[8])
   return {{5, ''}}
 end
-if ARGV[4] ~= '1' then return {{6, c.rec}} end
-if reserve(KEYS[5], KEYS[4], KEYS[3], ARGV[5], ARGV[6], ARGV[7], m, c.rev, ARGV[8]) < 0 then
+if ARGV[4] ~= '1' then return {{6, rec}} end
+if reserve(KEYS[5], KEYS[4], KEYS[3], ARGV[5], ARGV[6], ARGV[7], m, rev, ARGV[8]) < 0 then
   return {{7, ''}}
 end
-return {{8, c.rec}}"
+return {{8, rec}}"
     ))
 });
 
