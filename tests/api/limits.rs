@@ -261,6 +261,45 @@ both_stores!(
     too_many_wrong_codes_lock_the_customer
 );
 
+async fn wrong_codes_count_only_within_the_lockout_window(kind: StoreKind) {
+    // Arrange: three wrong codes lock, but only within lockout.window_seconds.
+    let app = app(
+        kind,
+        &format!(
+            "[codes]\nmax_verify_attempts = 10\n[lockout]\nmax_failures = 3\nwindow_seconds = {WAIT_OUT_SECONDS}"
+        ),
+    )
+    .await;
+    let code = send_code(&app).await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.verify("1001", &wrong_code(&code)).await.xml_status(),
+            "incorrect code"
+        );
+    }
+
+    // Act: two more once the window has ended.
+    wait_out().await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.verify("1001", &wrong_code(&code)).await.xml_status(),
+            "incorrect code"
+        );
+    }
+    let right = app.verify("1001", &code).await;
+
+    // Assert
+    assert_eq!(
+        right.xml_status(),
+        "success",
+        "four wrong codes in two windows do not lock: {right:?}"
+    );
+}
+both_stores!(
+    wrong_codes_count_only_within_the_lockout_window_on,
+    wrong_codes_count_only_within_the_lockout_window
+);
+
 async fn a_resend_does_not_reset_the_failure_count(kind: StoreKind) {
     // Arrange: 4 failures lock; each code allows 3 tries.
     let app = app(kind, "[lockout]\nmax_failures = 4").await;
