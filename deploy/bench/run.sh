@@ -11,7 +11,7 @@
 # Prints one table with each line's ratio to (d) and PASS/FAIL against the targets below.
 # Usage: deploy/bench/run.sh [seconds] [connections]
 # TWOFACTOR_BIN=path runs that binary instead of building one; ROUNDS=n runs (a) and (d)'s EVALSHA
-# in n alternating rounds (default 3); PROFILE=file also records the service with `perf record -g`
+# in n alternating rounds (default 5); PROFILE=file also records the service with `perf record -g`
 # for 5 s during (a)'s first round.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -167,7 +167,7 @@ ENDPOINT=check-verified-contact-methods CUSTOMERS=$CUSTOMERS \
 # set against the EVALSHA run just before it, and the round with the median ratio is the one shown.
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", b ? a / b * 100 : 0}'; }
 rounds=()
-for i in $(seq 1 "${ROUNDS:-3}"); do
+for i in $(seq 1 "${ROUNDS:-5}"); do
   read -r e_rps e_p50 e_p99 < <(redis_bench "evalsha$i" EVALSHA "$sha" 1 'bench:__rand_int__')
   read -r v_rps v_p50 v_p99 v_bad < <(wrk_run "verify$i" code-authentication)
   rounds+=("$(awk -v a="$v_rps" -v b="$e_rps" 'BEGIN {printf "%.4f", a / b}') $i $e_rps $e_p50 $e_p99 $v_rps $v_p50 $v_p99 $v_bad")
