@@ -22,6 +22,10 @@ use crate::crypto::Keyring;
 use crate::domain::{CustomerId, Email, PhoneNumber};
 use crate::store::{Keys, Store, StoreError};
 
+/// Customers a seed file or an import writes at a time: enough to keep a pipelined Redis
+/// connection busy, few enough that a large file does not flood the store.
+const LOAD_CONCURRENCY: usize = 64;
+
 /// A customer as the seed file, the import command and the admin API write it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -573,15 +577,24 @@ impl Directory {
         if !errors.is_empty() {
             return Err(DirectoryError::Invalid(errors.join("; ")));
         }
-        let mut n = 0;
-        for v in valid {
-            if only_new && self.get(&v.id).await?.is_some() {
-                continue;
-            }
-            self.upsert(v).await?;
-            n += 1;
-        }
-        Ok(n)
+        // Several customers at a time: one by one, each a round trip or three, a seed file of
+        // 100 000 customers that were all there already held every start up for 8 s.
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        use futures_util::TryStreamExt;
+        futures_util::stream::iter(valid.into_iter().map(Ok))
+            .try_for_each_concurrent(LOAD_CONCURRENCY, |v| {
+                let n = &n;
+                async move {
+                    if only_new && self.get(&v.id).await?.is_some() {
+                        return Ok(());
+                    }
+                    self.upsert(v).await?;
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok::<(), DirectoryError>(())
+                }
+            })
+            .await?;
+        Ok(n.into_inner())
     }
 }
 

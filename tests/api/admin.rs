@@ -250,6 +250,60 @@ async fn customer_round_trip(kind: StoreKind) {
 }
 both_stores!(customer_put_get_delete_round_trip, customer_round_trip);
 
+/// A seed file of `ids`, each with an email of its own.
+fn seed_of(ids: impl Iterator<Item = String>) -> String {
+    let list: Vec<serde_json::Value> = ids
+        .map(|id| json!({"id": id, "email": format!("{id}@example.com")}))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+async fn a_restart_seeds_only_what_the_store_lacks(kind: StoreKind) {
+    // Arrange: a seed of 200 customers loaded once (more than are written at a time), then an
+    // admin change to one of them.
+    let app = spawn_app_with(kind, ADMIN).await;
+    let first = seed_of((0..200).map(|i| format!("s{i:03}")));
+    let loaded = app.state.directory.seed_json(&first).await.expect("seed");
+    assert_eq!(loaded, 200);
+    let changed = put_customer(&app, "s007", json!({"email": "moved@example.com"})).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+
+    // Act: the seed again, as the next start loads it, with one customer more.
+    let again = seed_of((0..201).map(|i| format!("s{i:03}")));
+    let added = app.state.directory.seed_json(&again).await.expect("seed");
+
+    // Assert
+    assert_eq!(added, 1, "only the new customer is written");
+    let kept = admin(
+        &app,
+        Method::GET,
+        "/admin/v1/customers/s007",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        kept.json()["email"],
+        "moved@example.com",
+        "the admin's change survives the restart"
+    );
+    for id in ["s000", "s199", "s200"] {
+        let got = admin(
+            &app,
+            Method::GET,
+            &format!("/admin/v1/customers/{id}"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(got.json()["email"], format!("{id}@example.com"), "{id}");
+    }
+}
+both_stores!(
+    a_restart_seeds_only_customers_the_store_lacks,
+    a_restart_seeds_only_what_the_store_lacks
+);
+
 async fn bad_input_is_a_json_400(kind: StoreKind) {
     let app = spawn_app_with(kind, ADMIN).await;
     let json_ct = "application/json";
