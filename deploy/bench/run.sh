@@ -129,8 +129,8 @@ PY
   ready_ms=$(sed -n 2p "$work/start")
   [[ -n $ready_ms ]] || { cat "$work/service.log" >&2; exit 1; }
 }
-# The seed file writes the customers into Redis one by one at start, which takes many seconds for
-# 100 000 of them: that first start is timed apart. The measured instance is a restart on the
+# The seed file writes the customers into Redis at start, which takes seconds for 100 000 of them:
+# that first start is timed apart. The measured instance is a restart on the
 # populated Redis, as instances restart in production, so (e) is the service's own start.
 start_service "$work/customers.json" 600
 seed_ms=$ready_ms
