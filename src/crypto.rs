@@ -62,7 +62,8 @@ pub enum CryptoError {
 struct Key {
     id: String,
     /// The HMAC already keyed: each digest clones it rather than hashing the key's two pads again
-    /// (two of a digest's four SHA-256 blocks). Wiped on drop (hmac's `zeroize` feature).
+    /// (two of a digest's four SHA-256 blocks). Its SHA-256 states are as secret as the key and are
+    /// wiped on drop: sha2's `zeroize` feature does that (hmac's only passes it on to digest).
     hmac: HmacSha256,
     aead: Zeroizing<[u8; 32]>,
 }

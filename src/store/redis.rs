@@ -36,7 +36,7 @@ return 0",
 const RECORD: &str = r"local function record(rec, known)
   if known ~= '' then
     local e, s, a, list = string.match(known, '^(%d)(%d)(%d):(.*)$')
-    return '', e == '1', s == '1', a == '1', string.match(list, '^[^,]*'), list
+    return '', e == '1', s == '1', a == '1', string.match(list, '[^,]+') or '', list
   end
   if not rec then return nil end
   -- cjson decodes an array to a table too; a record is an object.
@@ -85,7 +85,8 @@ const VERIFY_PRELUDE: &str = r"if accepted then
 end
 if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
 if locked then return {4, 0, chosen, ''} end
--- The count is only ever made with its expiry (SET PX), which INCR keeps.
+-- The count is only ever made with its expiry (SET PX), which INCR keeps. One given no expiry
+-- by hand is not repaired here (checking costs a call per check); an unlock deletes it.
 local n = 1
 if failures then
   n = redis.call('INCR', KEYS[2])
@@ -142,7 +143,10 @@ local digests, accepted, locked, failures = 12, got[3], got[4], got[5]
 local d, r = code[1], code[2] or ''
 -- Whether the pending code went to the contacts as they are now.
 local current = r == rev
-if revs then current = r ~= '' and string.find(',' .. revs .. ',', ',' .. r .. ',', 1, true) ~= nil end
+if revs then
+  current = r ~= '' and not string.find(r, ',', 1, true)
+    and string.find(',' .. revs .. ',', ',' .. r .. ',', 1, true) ~= nil
+end
 local kind
 if n > max then
   kind = 4
