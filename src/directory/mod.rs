@@ -578,28 +578,23 @@ impl Directory {
             return Err(DirectoryError::Invalid(errors.join("; ")));
         }
         // Several customers at a time: one by one, a seed file of 100 000 customers that were all
-        // there already held every start up for 8 s. The first goes alone, so a worker thread
-        // without a store connection yet opens one, not one per customer in flight.
+        // there already held every start up for 8 s.
         use futures_util::StreamExt;
-        let mut valid = valid.into_iter();
-        let Some(first) = valid.next() else {
-            return Ok(0);
-        };
-        let mut n = usize::from(self.load_one(first, only_new).await?);
+        let mut n = 0;
         // After a failure no more are started, but those under way finish: an upsert is several
         // store calls, and one dropped halfway could leave a customer half-written.
-        let failed = std::sync::atomic::AtomicBool::new(false);
+        let failed = std::cell::Cell::new(false);
         let mut first_error = None;
         let mut results = futures_util::stream::iter(valid)
             .map(|v| {
                 let failed = &failed;
                 async move {
-                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    if failed.get() {
                         return Ok(false);
                     }
                     let written = self.load_one(v, only_new).await;
                     if written.is_err() {
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failed.set(true);
                     }
                     written
                 }

@@ -1,5 +1,6 @@
-//! The Redis store: standalone (`ConnectionManager`, reconnects by itself), Sentinel (master resolved at
-//! start) and Cluster. Every read-modify-write is one Lua script, so it is atomic across instances and
+//! The Redis store: standalone (`ConnectionManager`, reconnects by itself), Sentinel (the master asked
+//! of Sentinel again after a connection error or READONLY) and Cluster. HTTP workers hold connections
+//! of their own (`WORKER_CONNECTIONS`) on standalone and Sentinel. Every read-modify-write is one Lua script, so it is atomic across instances and
 //! takes one round trip. Every key a script touches is one of its KEYS, so scripts run on Cluster too.
 
 use std::sync::LazyLock;
@@ -52,6 +53,8 @@ end
 
 /// Counts a send and, within the limit, writes its code and remembers its method: -1 when the
 /// window's sends are used up (the count taken back), else the send's number.
+/// The send count keeps its `PTTL` repair (unlike the check's failure count): a send is far rarer
+/// than a check, so the extra call costs nothing that shows.
 const RESERVE: &str = r"local function reserve(sends, code, choice, max, window, digest, method, rev, ttl)
   local n = redis.call('INCR', sends)
   if n == 1 or redis.call('PTTL', sends) < 0 then redis.call('PEXPIRE', sends, window) end
@@ -300,8 +303,8 @@ enum Backend {
 
 pub struct RedisStore {
     backend: Backend,
-    /// For pub/sub, which needs a connection of its own: standalone Redis only (Sentinel and
-    /// Cluster instances rely on the periodic re-read).
+    /// Standalone Redis only: opens each HTTP worker's own connection, and the pub/sub one (Sentinel
+    /// and Cluster instances rely on the periodic re-read of settings).
     pubsub: Option<redis::Client>,
     /// Names this store's connections in each worker thread's `WORKER_CONNECTIONS`.
     id: u64,
@@ -574,7 +577,9 @@ struct WorkerConnection {
     store: u64,
     /// Sentinel's generation when it was opened (`SentinelMaster::generation`); 0 otherwise.
     generation: u64,
-    conn: Conn,
+    /// Shared by the thread's tasks, so a burst of calls before the connection exists opens one,
+    /// the first call's, and the rest wait for it.
+    conn: std::sync::Arc<tokio::sync::OnceCell<Conn>>,
 }
 
 /// On an HTTP worker (a current-thread runtime), rather than at start-up, in the settings watcher
@@ -720,26 +725,27 @@ impl RedisStore {
         open: impl AsyncFnOnce() -> redis::RedisResult<Conn>,
     ) -> Result<Conn, StoreError> {
         let id = self.id;
-        let found = WORKER_CONNECTIONS.with(|c| {
-            c.borrow()
+        let cell = WORKER_CONNECTIONS.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(w) = c
                 .iter()
                 .find(|w| w.store == id && w.generation == generation)
-                .map(|w| w.conn.clone())
-        });
-        if let Some(conn) = found {
-            return Ok(conn);
-        }
-        let conn = open().await.map_err(unavailable)?;
-        WORKER_CONNECTIONS.with(|c| {
-            let mut c = c.borrow_mut();
+            {
+                return w.conn.clone();
+            }
             c.retain(|w| w.store != id);
+            let cell = std::sync::Arc::new(tokio::sync::OnceCell::new());
             c.push(WorkerConnection {
                 store: id,
                 generation,
-                conn: conn.clone(),
+                conn: cell.clone(),
             });
+            cell
         });
-        Ok(conn)
+        // A failed open leaves the cell empty: the next call tries again.
+        cell.get_or_try_init(async || open().await.map_err(unavailable))
+            .await
+            .cloned()
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
