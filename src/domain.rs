@@ -124,24 +124,18 @@ pub enum Method {
 impl Method {
     /// Accepts `Email`, `SMS` and `Authenticator` in any case.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "email" => Ok(Method::Email),
-            "sms" => Ok(Method::Sms),
-            "authenticator" => Ok(Method::Authenticator),
-            _ => Err(format!(
+        Self::from_stored(&raw.trim().to_ascii_lowercase()).ok_or_else(|| {
+            format!(
                 "TwoFactorAuthSelectedMethod must be Email, SMS or Authenticator, not {:?}",
                 truncate(raw, 32)
-            )),
-        }
+            )
+        })
     }
     /// A method as the store keeps it (`as_str`'s names exactly), as the Lua scripts compare it.
     pub fn from_stored(name: &str) -> Option<Self> {
-        match name {
-            "email" => Some(Method::Email),
-            "sms" => Some(Method::Sms),
-            "authenticator" => Some(Method::Authenticator),
-            _ => None,
-        }
+        [Method::Email, Method::Sms, Method::Authenticator]
+            .into_iter()
+            .find(|m| m.as_str() == name)
     }
     /// Stable lower-case name for keys, logs and metrics.
     pub fn as_str(self) -> &'static str {

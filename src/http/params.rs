@@ -25,7 +25,8 @@ pub struct Params {
 pub struct Ctx<'a> {
     pub endpoint: Endpoint,
     pub settings: &'a Settings,
-    /// The answer's shape: from the headers and query at first, then from the body's `format`.
+    /// The answer's shape: from the headers at first, then from the query's and the body's `format`
+    /// as `extract` reads them.
     pub format: Format,
 }
 
