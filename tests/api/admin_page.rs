@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::admin::AdminAnswer;
 use crate::both_stores;
-use crate::helpers::{StoreKind, TestApp, spawn_app_with};
+use crate::helpers::{StoreKind, TestApp, spawn_app_with, twofactor_command};
 
 const OPS_TOKEN: &str = "ops-admin-token-0c9d2e7f41a8b3d6e5f0";
 const DESK_TOKEN: &str = "desk-read-token-7a1b93c4d2e8f605a4b1";
@@ -660,12 +660,7 @@ both_stores!(
 async fn named_tokens_come_from_the_environment_too() {
     // Arrange: the variable form the README gives, and a role nobody knows.
     let run = |tokens: &str| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twofactor"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("TFA") {
-                cmd.env_remove(name);
-            }
-        }
+        let mut cmd = twofactor_command();
         cmd.arg("check-config")
             .env("TFA__ADMIN__TOKENS", tokens)
             .stdin(std::process::Stdio::null());
