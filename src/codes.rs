@@ -67,8 +67,15 @@ pub enum Limit {
     Customer,
     /// `lockout.max_failures` for the customer from this caller number (`lockout.scope = "caller"`).
     CustomerFromCaller,
-    /// `lockout.max_failures_per_caller` for the caller number, across customers.
+    /// `lockout.max_failures_per_caller` for the caller number, across customers
+    /// (`lockout.max_failures_withheld` for the withheld line).
     CallerNumber,
+    /// `lockout.max_consecutive_failures` for the customer: locked until the desk unlocks.
+    Desk,
+    /// The same for the customer from this caller number (`lockout.scope = "caller"`).
+    DeskFromCaller,
+    /// `codes.max_sends_per_caller`: sends from the caller number across customers.
+    CallerSends,
 }
 
 impl Limit {
@@ -79,6 +86,34 @@ impl Limit {
                 "customer locked for this caller number after too many wrong codes"
             }
             Limit::CallerNumber => "caller number locked after too many wrong codes",
+            Limit::Desk => {
+                "customer locked after too many wrong codes in a row: the support desk must unlock"
+            }
+            Limit::DeskFromCaller => {
+                "customer locked for this caller number after too many wrong codes in a row: the support desk must unlock"
+            }
+            Limit::CallerSends => "too many codes sent from this caller number",
+        }
+    }
+
+    /// The same limit when the lock it met or set lasts until the desk unlocks.
+    fn for_desk(self, desk: bool) -> Limit {
+        match (self, desk) {
+            (Limit::Customer, true) => Limit::Desk,
+            (Limit::CustomerFromCaller, true) => Limit::DeskFromCaller,
+            (other, _) => other,
+        }
+    }
+
+    /// The label of `twofactor_lockouts_total` and `twofactor_send_refused_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Limit::Customer => "customer",
+            Limit::CustomerFromCaller => "customer_from_caller",
+            Limit::CallerNumber => "caller_number",
+            Limit::Desk => "consecutive",
+            Limit::DeskFromCaller => "consecutive_from_caller",
+            Limit::CallerSends => "caller_sends",
         }
     }
 }
@@ -311,19 +346,28 @@ fn digests(r: &Rules<'_>, call: &Call, method: Method, code: &str) -> Vec<String
     ])
 }
 
-/// The keys of a caller number's own limit, when it applies to this request.
+/// The keys of a caller number's own limit, when it applies to this request, and the limit.
 struct Line {
     lock: String,
     count: String,
+    max: u32,
 }
 
 fn line(r: &Rules<'_>, call: &Call) -> Option<Line> {
     let number = call.number.as_ref()?;
-    (r.settings.lockout.max_failures_per_caller > 0).then(|| {
+    let l = &r.settings.lockout;
+    // Withheld numbers share one line, so it has a limit of its own sized for many callers.
+    let max = if number.is_withheld() {
+        l.max_failures_withheld
+    } else {
+        l.max_failures_per_caller
+    };
+    (max > 0).then(|| {
         let d = caller_digest(r, number);
         Line {
             lock: r.keys.caller_lock(&d),
             count: r.keys.caller_failures(&d),
+            max,
         }
     })
 }
@@ -333,23 +377,34 @@ fn caller_digest(r: &Rules<'_>, number: &CallerNumber) -> String {
     r.keyring.digest(&["caller-number", number.as_str()])
 }
 
-/// The lock that `lockout.max_failures` sets for this request, and which limit it is.
-fn lock_of(r: &Rules<'_>, call: &Call) -> (String, String, Limit) {
-    let keys = &r.keys;
+/// The keys a request's customer lock lives in: the customer's, or with `lockout.scope =
+/// "caller"` the pair's (customer, caller number).
+struct Counted {
+    lock: String,
+    failures: String,
+    streak: String,
+    limit: Limit,
+}
+
+/// Who `lockout.max_failures` and `lockout.max_consecutive_failures` count for this request.
+fn counted(r: &Rules<'_>, call: &Call) -> Counted {
+    let (keys, id) = (&r.keys, &call.customer);
     match (r.settings.lockout.scope, call.number.as_ref()) {
         (LockoutScope::Caller, Some(number)) => {
             let d = caller_digest(r, number);
-            (
-                keys.pair_lock(&call.customer, &d),
-                keys.pair_failures(&call.customer, &d),
-                Limit::CustomerFromCaller,
-            )
+            Counted {
+                lock: keys.pair_lock(id, &d),
+                failures: keys.pair_failures(id, &d),
+                streak: keys.pair_streak(id, &d),
+                limit: Limit::CustomerFromCaller,
+            }
         }
-        _ => (
-            keys.lock(&call.customer),
-            keys.failures(&call.customer),
-            Limit::Customer,
-        ),
+        _ => Counted {
+            lock: keys.lock(id),
+            failures: keys.failures(id),
+            streak: keys.streak(id),
+            limit: Limit::Customer,
+        },
     }
 }
 
@@ -377,7 +432,27 @@ async fn send_inner(
     call: &Call,
     method: Method,
 ) -> anyhow::Result<(Outcome, &'static str)> {
-    let prepared = tokio::time::timeout(STORE_DEADLINE, prepare_send(r, call, method))
+    let counted = async {
+        let line = match claim_line_send(r, call).await? {
+            Err(answer) => return Ok(Err(answer)),
+            Ok(line) => line,
+        };
+        let prepared = prepare_send(r, call, method).await;
+        match (prepared, &line) {
+            (Ok(Ok((methods, mut pending))), _) => {
+                // A failed delivery gives the line's send back with the customer's.
+                pending.counters.extend(line);
+                Ok(Ok((methods, pending)))
+            }
+            // Nothing goes out: the line's send is given back.
+            (other, Some(key)) => {
+                r.store.decr(key).await?;
+                other
+            }
+            (other, None) => other,
+        }
+    };
+    let prepared = tokio::time::timeout(STORE_DEADLINE, counted)
         .await
         .map_err(|_| anyhow::anyhow!("the store did not answer in time"))??;
     let (methods, pending) = match prepared {
@@ -441,6 +516,30 @@ async fn send_inner(
     Ok((Outcome::Success, "code sent"))
 }
 
+/// Counts a send against the caller's line (`codes.max_sends_per_caller`, across customers; the
+/// withheld line is one line), before anything else of the send: the key to give back when no code
+/// goes out, or the answer that refuses it.
+async fn claim_line_send(
+    r: &Rules<'_>,
+    call: &Call,
+) -> anyhow::Result<Result<Option<String>, (Outcome, &'static str)>> {
+    let max = r.settings.codes.max_sends_per_caller;
+    let Some(number) = call.number.as_ref().filter(|_| max > 0) else {
+        return Ok(Ok(None));
+    };
+    let d = caller_digest(r, number);
+    let (lock, count) = (r.keys.caller_lock(&d), r.keys.caller_sends(&d));
+    let window = Duration::from_secs(r.settings.codes.send_window_seconds);
+    let limit = match r.store.claim_capped(&lock, &count, max, window).await? {
+        Claim::Allowed(_) => return Ok(Ok(Some(count))),
+        // The line's own lock (`lockout.max_failures_per_caller`) answers as it does below.
+        Claim::Locked => Limit::CallerNumber,
+        Claim::Full => Limit::CallerSends,
+    };
+    metrics::counter!("twofactor_send_refused_total", "reason" => limit.label()).increment(1);
+    Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())))
+}
+
 /// The store part of a send, under the store deadline: the checks, the counts and the code write,
 /// in one round trip (plus one for a caller number's lock, and for an SMS number's cap).
 /// `Err` is an answer that ends the send there.
@@ -453,7 +552,7 @@ async fn prepare_send(
     let Some(found) = Found::of(r, &call.customer).await? else {
         return Ok(Err((Outcome::NotFound, "unknown customer")));
     };
-    let (lock, _, limit) = lock_of(r, call);
+    let Counted { lock, limit, .. } = counted(r, call);
     let keys = SendKeys {
         record: r.keys.customer(&call.customer),
         lock,
@@ -504,7 +603,10 @@ async fn prepare_send(
                 "channel not offered: no transport for it",
             )));
         }
-        Started::Locked => return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message()))),
+        Started::Locked { desk } => {
+            let limit = limit.for_desk(desk);
+            return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
+        }
         Started::LineLocked => {
             let limit = Limit::CallerNumber;
             return Ok(Err((Outcome::SendLimited(Some(limit)), limit.message())));
@@ -585,12 +687,18 @@ async fn prepare_send(
 
 /// The keys a check touches, and which limit its lock is.
 fn attempt_keys(r: &Rules<'_>, call: &Call) -> (AttemptKeys, Limit) {
-    let (lock, failures, limit) = lock_of(r, call);
+    let Counted {
+        lock,
+        failures,
+        streak,
+        limit,
+    } = counted(r, call);
     let keys = &r.keys;
     (
         AttemptKeys {
             lock,
             failures,
+            streak,
             accepted: keys.accepted(&call.customer),
             choice: keys.choice(&call.customer),
             code: keys.code(&call.customer),
@@ -650,14 +758,17 @@ async fn verify_inner(
     method: Option<Method>,
     raw_code: &str,
 ) -> anyhow::Result<Decision> {
-    let max = r.settings.lockout.max_failures_per_caller;
     let window = Duration::from_secs(r.settings.lockout.window_seconds);
     // The line's own limit comes first, counted before any code is judged, so parallel guesses
     // from one number never have more than max_failures_per_caller judged. A full count refuses
     // without locking: attempts in flight may yet succeed and give theirs back.
     let line = line(r, call);
     let claim = match &line {
-        Some(l) => Some(r.store.claim_capped(&l.lock, &l.count, max, window).await?),
+        Some(l) => Some(
+            r.store
+                .claim_capped(&l.lock, &l.count, l.max, window)
+                .await?,
+        ),
         None => None,
     };
     let judge = !matches!(claim, Some(Claim::Locked | Claim::Full));
@@ -683,7 +794,7 @@ async fn verify_inner(
     if let (Some(line), Some(Claim::Allowed(n))) = (&line, claim) {
         match decision.0 {
             Outcome::IncorrectCode | Outcome::CodeExpired => {
-                if n >= u64::from(max) {
+                if n >= u64::from(line.max) {
                     let lock_for = Duration::from_secs(r.settings.lockout.duration_seconds);
                     r.store.set(&line.lock, "1", Some(lock_for)).await?;
                     r.store.del(&line.count).await?;
@@ -698,16 +809,8 @@ async fn verify_inner(
 }
 
 fn locked_now(call: &Call, limit: Limit) {
-    metrics::counter!("twofactor_lockouts_total", "limit" => limit_label(limit)).increment(1);
+    metrics::counter!("twofactor_lockouts_total", "limit" => limit.label()).increment(1);
     tracing::warn!(target: "audit", event = "locked", customer = %call.customer, caller = call.number.as_ref().map(CallerNumber::masked).unwrap_or_default(), outcome = "locked", detail = limit.message(), "locked after too many wrong codes");
-}
-
-fn limit_label(limit: Limit) -> &'static str {
-    match limit {
-        Limit::Customer => "customer",
-        Limit::CustomerFromCaller => "customer_from_caller",
-        Limit::CallerNumber => "caller_number",
-    }
 }
 
 /// Judges one code for the customer in one atomic store step (see `Store::check_code`); an
@@ -738,6 +841,7 @@ async fn judge_code(
             None => Duration::ZERO,
         },
         discard_code_on_lock: limit == Limit::Customer,
+        max_in_a_row: l.max_consecutive_failures,
     };
     // The store chooses the method when none is named, so the code is digested for each sent-code
     // method that may be chosen.
@@ -789,9 +893,10 @@ async fn judge_code(
             (verdict, Some(Method::Authenticator))
         }
     };
+    let limit = limit.for_desk(verdict.desk);
     if verdict.locked_now {
         locked_now(call, limit);
-        if limit == Limit::CustomerFromCaller
+        if matches!(limit, Limit::CustomerFromCaller | Limit::DeskFromCaller)
             && let Some(number) = call.number.as_ref()
         {
             // Listed for the support desk's unlock; a bounded list, as strangers' lines are many.

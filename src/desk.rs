@@ -20,10 +20,15 @@ pub struct Pending {
 pub struct Standing {
     /// The customer's own lock (`lockout.scope = "customer"`, or a caller without a number).
     pub locked: bool,
-    /// `None` when not locked.
+    /// `None` when not locked, or when the lock needs the desk.
     pub locked_seconds_left: Option<u64>,
+    /// The lock does not expire: only the desk's unlock lifts it
+    /// (`lockout.max_consecutive_failures` wrong codes in a row).
+    pub needs_desk: bool,
     /// Attempts counted in the current lockout window (the count restarts when a lock starts).
     pub failures: u64,
+    /// Wrong codes in a row since the last success or unlock, across locks and windows.
+    pub failures_in_a_row: u64,
     pub pending: Option<Pending>,
 }
 
@@ -42,11 +47,15 @@ pub async fn standing(
     id: &CustomerId,
 ) -> Result<Standing, StoreError> {
     let lock = store.ttl(&keys.lock(id)).await?;
-    let failures = store
-        .get(&keys.failures(id))
-        .await?
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
+    let count = async |key: String| -> Result<u64, StoreError> {
+        Ok(store
+            .get(&key)
+            .await?
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0))
+    };
+    let failures = count(keys.failures(id)).await?;
+    let failures_in_a_row = count(keys.streak(id)).await?;
     let code_key = keys.code(id);
     let pending = match store.pending_method(&code_key).await? {
         // The code may expire between the two reads; then there is none.
@@ -59,26 +68,33 @@ pub async fn standing(
     Ok(Standing {
         locked: lock != Ttl::Missing,
         locked_seconds_left: seconds_up(lock),
+        // A desk lock is the only lock set without an expiry.
+        needs_desk: lock == Ttl::Forever,
         failures,
+        failures_in_a_row,
         pending,
     })
 }
 
-/// Lifts every lock on the customer and clears the counts that lead to one: the customer's own, and
-/// those of each caller number (`lockout.scope = "caller"`). The per-number locks across customers
+/// Lifts every lock on the customer, the desk's included, and clears the counts that lead to one
+/// (the window's and the one in a row): the customer's own, and those of each caller number
+/// (`lockout.scope = "caller"`). The per-number locks across customers
 /// (`lockout.max_failures_per_caller`) are the line's, not the customer's, and stay. True when
 /// something was removed.
 pub async fn unlock(store: &dyn Store, keys: &Keys, id: &CustomerId) -> Result<bool, StoreError> {
-    let (lock, failures) = (keys.lock(id), keys.failures(id));
     let mut removed = false;
-    for key in [&lock, &failures] {
-        removed |= store.del(key).await?;
+    for key in [keys.lock(id), keys.failures(id), keys.streak(id)] {
+        removed |= store.del(&key).await?;
     }
     // The caller numbers locked out of this customer (`lockout.scope = "caller"`) are listed as
     // their locks are set, so no keyspace walk is needed.
     let pairs = keys.pair_locks(id);
     for digest in store.list(&pairs).await? {
-        for key in [keys.pair_lock(id, &digest), keys.pair_failures(id, &digest)] {
+        for key in [
+            keys.pair_lock(id, &digest),
+            keys.pair_failures(id, &digest),
+            keys.pair_streak(id, &digest),
+        ] {
             removed |= store.del(&key).await?;
         }
     }

@@ -79,15 +79,34 @@ impl fmt::Display for CallId {
     }
 }
 
-/// The number the caller rings from (ANI), as GIA passes it. Only a number counts: digits with an
-/// optional leading `+` (spaces, dashes, dots and brackets dropped); "anonymous", "restricted" or
-/// an empty value is no number at all, so withheld callers never share one line's limits.
+/// The line the caller rings from (ANI), as GIA or Genesys Cloud passes it: a number, with an
+/// optional leading `+` (spaces, dashes, dots and brackets dropped), also inside a `tel:` URI or as
+/// the user part of a `sip:`/`sips:` URI (`sip:+13175550116@host;user=phone`), so every form of
+/// one line is the same line. A value that is present but no number ("anonymous", "Restricted",
+/// empty, `sip:anonymous@anonymous.invalid`) is the one shared line [`CallerNumber::WITHHELD`]:
+/// hiding the number must not escape the line limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerNumber(String);
 
 impl CallerNumber {
+    /// The name of the shared line of every withheld or unusable caller number. No number can
+    /// take it, since numbers are digits.
+    pub const WITHHELD: &'static str = "withheld";
+
+    /// The line a caller-number parameter names: its number, or the withheld line.
+    pub fn read(raw: &str) -> Self {
+        Self::parse(raw).unwrap_or_else(Self::withheld)
+    }
+
+    pub fn withheld() -> Self {
+        CallerNumber(Self::WITHHELD.to_string())
+    }
+
+    /// The number in `raw`, when it holds one.
     pub fn parse(raw: &str) -> Option<Self> {
         let s = raw.trim();
+        let user = uri_user_part(s);
+        let s = user.as_deref().unwrap_or(s);
         let (plus, rest) = match s.strip_prefix('+') {
             Some(rest) => ("+", rest),
             None => ("", s),
@@ -99,12 +118,38 @@ impl CallerNumber {
         ((3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
             .then(|| CallerNumber(format!("{plus}{digits}")))
     }
+    pub fn is_withheld(&self) -> bool {
+        self.0 == Self::WITHHELD
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
     pub fn masked(&self) -> String {
+        if self.is_withheld() {
+            return Self::WITHHELD.to_string();
+        }
         mask_phone(&self.0)
     }
+}
+
+/// The user part of a `tel:` (RFC 3966) or `sip:`/`sips:` (RFC 3261) URI, its parameters dropped
+/// (`;ext=…`, `;user=phone`) and a percent-encoded `+` read as one; `None` for anything else.
+fn uri_user_part(s: &str) -> Option<String> {
+    let scheme_end = s.find(':')?;
+    let (scheme, rest) = (&s[..scheme_end], &s[scheme_end + 1..]);
+    let user = if scheme.eq_ignore_ascii_case("tel") {
+        rest
+    } else if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        // A SIP URI without a user part (`sip:host`) names no number.
+        rest.split_once('@').map_or("", |(user, _)| user)
+    } else {
+        return None;
+    };
+    let user = user.split(';').next().unwrap_or("");
+    Some(match user.get(..3) {
+        Some(p) if p.eq_ignore_ascii_case("%2b") => format!("+{}", &user[3..]),
+        _ => user.to_string(),
+    })
 }
 
 impl fmt::Display for CallerNumber {
@@ -374,6 +419,45 @@ mod tests {
         );
         assert!(PhoneNumber::parse("07911 123456").is_err());
         assert!(PhoneNumber::parse("+44 12").is_err());
+    }
+
+    #[test]
+    fn every_form_of_one_line_is_that_line() {
+        let line = Some("+13175550116");
+        let cases = [
+            ("+13175550116", line),
+            ("tel:+13175550116", line),
+            ("TEL:+1-317-555-0116;ext=22", line),
+            ("sip:+13175550116@203.0.113.9;user=phone", line),
+            ("sips:+13175550116@pbx.example:5061", line),
+            ("sip:%2B13175550116@pbx.example", line),
+            ("+1 (317) 555.0116", line),
+            ("sip:pbx.example", None),
+            ("anonymous", None),
+            ("sip:anonymous@anonymous.invalid", None),
+            ("mailto:+13175550116", None),
+        ];
+        for (raw, want) in cases {
+            let got = CallerNumber::parse(raw);
+            assert_eq!(
+                got.as_ref().map(CallerNumber::as_str),
+                want,
+                "input {raw:?}"
+            );
+        }
+        for withheld in [
+            "anonymous",
+            "Restricted",
+            "private",
+            "unavailable",
+            "",
+            " ",
+            "abc",
+        ] {
+            let line = CallerNumber::read(withheld);
+            assert!(line.is_withheld(), "{withheld:?} is the withheld line");
+            assert_eq!(line.masked(), "withheld");
+        }
     }
 
     #[test]

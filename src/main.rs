@@ -106,6 +106,9 @@ enum TotpCommand {
 enum CustomersCommand {
     /// Import a JSON list of {id, email, phone, totp_secret} into the store (all or nothing).
     Import { file: PathBuf },
+    /// Lift customer ID's locks, the one that needs the desk included, and clear the counts that
+    /// lead to them (as DELETE /admin/v1/customers/{id}/lock does).
+    Unlock { id: String },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +140,9 @@ fn main() -> ExitCode {
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => runtime.block_on(import(settings, file)),
+        Command::Customers {
+            command: CustomersCommand::Unlock { id },
+        } => runtime.block_on(unlock(settings, id)),
         Command::Totp {
             command:
                 TotpCommand::Enroll {
@@ -342,6 +348,16 @@ async fn totp_revoke(settings: Settings, id: String) -> anyhow::Result<()> {
     );
     tracing::info!(target: "audit", event = "totp-revoke", customer = %id, via = "cli", outcome = "revoked");
     println!("revoked the authenticator of customer {id}");
+    Ok(())
+}
+
+async fn unlock(settings: Settings, id: String) -> anyhow::Result<()> {
+    let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
+    let state = shared_state(settings, "an unlock").await?;
+    let removed = twofactor::desk::unlock(state.store.as_ref(), &state.keys, &id).await?;
+    let outcome = if removed { "unlocked" } else { "not locked" };
+    tracing::info!(target: "audit", event = "admin-customer-unlock", customer = %id, via = "cli", outcome);
+    println!("customer {id}: {outcome}");
     Ok(())
 }
 

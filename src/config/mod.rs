@@ -173,6 +173,9 @@ pub struct CodeSettings {
     pub send_window_seconds: u64,
     /// How long a repeat of the accepted code in the same call answers success again, uncounted.
     pub retry_grace_seconds: u64,
+    /// Sends from one caller number (the withheld line included) across customers per
+    /// `send_window_seconds`; 0 turns the limit off.
+    pub max_sends_per_caller: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +186,12 @@ pub struct LockoutSettings {
     pub duration_seconds: u64,
     /// Wrong codes per caller number across all customers in the window; 0 turns the limit off.
     pub max_failures_per_caller: u32,
+    /// The same for the one shared line of every withheld or unusable caller number; 0 off.
+    pub max_failures_withheld: u32,
+    /// Wrong codes in a row for a customer (or pair), across locks and windows, that lock until the
+    /// support desk unlocks; only a success or the desk's unlock starts the count again. 1 to 100
+    /// (NIST SP 800-63B §5.2.2 allows at most 100).
+    pub max_consecutive_failures: u32,
     /// What `max_failures` locks: the customer, or the pair (customer, caller number).
     pub scope: LockoutScope,
 }
@@ -834,6 +843,12 @@ impl Settings {
                     format!("{v} is more than the most allowed, {max}"),
                 ));
             }
+        }
+        if !(1..=100).contains(&self.lockout.max_consecutive_failures) {
+            return Err(invalid(
+                "lockout.max_consecutive_failures",
+                "must be 1 to 100: NIST SP 800-63B allows at most 100 failures in a row per account",
+            ));
         }
         if self.totp.skew_steps > 3 {
             return Err(invalid(

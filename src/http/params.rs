@@ -93,10 +93,18 @@ impl Params {
         })
     }
 
-    /// The caller's number (ANI) when one is passed; anything that is not a number is ignored.
+    /// The caller's line when a caller-number parameter is passed: the first that holds a number,
+    /// else (present but blank, "anonymous", not a number) the shared withheld line. `None` only
+    /// when the flow passes no such parameter at all.
     pub fn caller_number(&self, ctx: &Ctx<'_>) -> Option<CallerNumber> {
-        self.first(&ctx.settings.gia.caller_number_params)
-            .and_then(CallerNumber::parse)
+        let names = &ctx.settings.gia.caller_number_params;
+        let mut present = names.iter().filter_map(|n| self.get(n)).peekable();
+        present.peek()?;
+        Some(
+            present
+                .find_map(CallerNumber::parse)
+                .unwrap_or_else(CallerNumber::withheld),
+        )
     }
 
     pub fn method(&self, ctx: &Ctx<'_>) -> Result<Option<Method>, ApiError> {

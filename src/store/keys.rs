@@ -39,9 +39,15 @@ impl Keys {
     pub fn failures(&self, id: &CustomerId) -> String {
         self.per_customer("failures", id)
     }
-    /// Present while the customer is locked.
+    /// Present while the customer is locked; `desk` (and no expiry) when only the support desk's
+    /// unlock lifts it.
     pub fn lock(&self, id: &CustomerId) -> String {
         self.per_customer("lock", id)
+    }
+    /// Wrong codes in a row, across locks and windows (`lockout.max_consecutive_failures`); no
+    /// expiry: only a success or the desk's unlock removes it.
+    pub fn streak(&self, id: &CustomerId) -> String {
+        self.per_customer("streak", id)
     }
     /// Last accepted TOTP step.
     pub fn totp_step(&self, id: &CustomerId) -> String {
@@ -64,6 +70,10 @@ impl Keys {
     pub fn pair_lock(&self, id: &CustomerId, caller_digest: &str) -> String {
         format!("{}:{caller_digest}", self.lock(id))
     }
+    /// Wrong codes in a row from one caller number for one customer (`lockout.scope = "caller"`).
+    pub fn pair_streak(&self, id: &CustomerId, caller_digest: &str) -> String {
+        format!("{}:{caller_digest}", self.streak(id))
+    }
     /// The caller-number digests whose pair lock was set on this customer (newest first), so an
     /// unlock finds them without walking the keyspace.
     pub fn pair_locks(&self, id: &CustomerId) -> String {
@@ -76,6 +86,10 @@ impl Keys {
     /// Present while one caller number is locked.
     pub fn caller_lock(&self, caller_digest: &str) -> String {
         format!("{}caller:lock:{{{caller_digest}}}", self.prefix)
+    }
+    /// Codes sent from one caller number across all customers in the current send window.
+    pub fn caller_sends(&self, caller_digest: &str) -> String {
+        format!("{}caller:sends:{{{caller_digest}}}", self.prefix)
     }
     /// The live settings overlay (JSON; secrets sealed), shared by every instance.
     pub fn settings(&self) -> String {

@@ -288,20 +288,24 @@ fn judge_in(
     judge: bool,
     check: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> Outcome,
 ) -> Result<Verdict, StoreError> {
-    let verdict = |judged, locked_now| Verdict { judged, locked_now };
+    let verdict = |judged, locked_now, desk| Verdict {
+        judged,
+        locked_now,
+        desk,
+    };
     if let Some(Value::Text(accepted)) = live(m, &keys.accepted, now)
         && candidates
             .iter()
             .flat_map(|c| c.iter())
             .any(|c| ct_eq(c, accepted))
     {
-        return Ok(verdict(Judged::Repeat, false));
+        return Ok(verdict(Judged::Repeat, false, false));
     }
     if !judge {
-        return Ok(verdict(Judged::Missing, false));
+        return Ok(verdict(Judged::Missing, false, false));
     }
-    if live(m, &keys.lock, now).is_some() {
-        return Ok(verdict(Judged::Locked, false));
+    if let Some(lock) = live(m, &keys.lock, now) {
+        return Ok(verdict(Judged::Locked, false, is_desk_lock(lock)));
     }
     let n = counter(m, &keys.failures, now, rule.window)?;
     let max = u64::from(rule.max);
@@ -320,7 +324,7 @@ fn judge_in(
     };
     if n > max {
         lock(m);
-        return Ok(verdict(Judged::Locked, true));
+        return Ok(verdict(Judged::Locked, true, false));
     }
     if m.get(&keys.code).is_some_and(|e| !e.live(now)) {
         m.remove(&keys.code);
@@ -329,6 +333,7 @@ fn judge_in(
         Outcome::Accept(digest) => {
             m.remove(&keys.failures);
             m.remove(&keys.choice);
+            m.remove(&keys.streak);
             if !rule.grace.is_zero() {
                 m.insert(
                     keys.accepted.clone(),
@@ -338,14 +343,51 @@ fn judge_in(
                     },
                 );
             }
-            Ok(verdict(Judged::Accepted, false))
+            Ok(verdict(Judged::Accepted, false, false))
         }
-        Outcome::Judged(judged) if n >= max => {
-            lock(m);
-            Ok(verdict(judged, true))
+        Outcome::Judged(judged) => {
+            // A judged failure adds to the streak, which never expires; the one that reaches the
+            // limit locks with no expiry, until the desk unlocks.
+            let streak = match live(m, &keys.streak, now) {
+                Some(Value::Text(s)) => s.parse::<u64>().unwrap_or(0),
+                _ => 0,
+            } + 1;
+            if streak >= u64::from(rule.max_in_a_row) {
+                m.insert(
+                    keys.lock.clone(),
+                    Entry {
+                        value: Value::Text(DESK_LOCK.into()),
+                        expires_at: None,
+                    },
+                );
+                m.remove(&keys.failures);
+                m.remove(&keys.streak);
+                if rule.discard_code_on_lock {
+                    m.remove(&keys.code);
+                }
+                return Ok(verdict(judged, true, true));
+            }
+            m.insert(
+                keys.streak.clone(),
+                Entry {
+                    value: Value::Text(streak.to_string()),
+                    expires_at: None,
+                },
+            );
+            if n >= max {
+                lock(m);
+                return Ok(verdict(judged, true, false));
+            }
+            Ok(verdict(judged, false, false))
         }
-        Outcome::Judged(judged) => Ok(verdict(judged, false)),
     }
+}
+
+/// The value a lock holds when only the support desk's unlock lifts it (as the Redis scripts set).
+const DESK_LOCK: &str = "desk";
+
+fn is_desk_lock(lock: &Value) -> bool {
+    matches!(lock, Value::Text(v) if v == DESK_LOCK)
 }
 
 #[async_trait]
@@ -451,8 +493,10 @@ impl Store for MemoryStore {
             if !ask.offered {
                 return Ok(Started::NotOffered);
             }
-            if live(m, &keys.lock, now).is_some() {
-                return Ok(Started::Locked);
+            if let Some(lock) = live(m, &keys.lock, now) {
+                return Ok(Started::Locked {
+                    desk: is_desk_lock(lock),
+                });
             }
             if ask.line_locked {
                 return Ok(Started::LineLocked);

@@ -53,6 +53,8 @@ pub struct AttemptKeys {
     pub choice: String,
     /// The pending sent code; discarded when the attempt locks.
     pub code: String,
+    /// Wrong codes in a row, across locks and windows (the customer's, or the pair's).
+    pub streak: String,
     /// The customer record: what a check chooses the method by, and the contacts' revision a
     /// pending code must still match.
     pub record: String,
@@ -143,7 +145,10 @@ pub enum Started {
     NotVerified,
     /// The customer has it, but the channel has no transport.
     NotOffered,
-    Locked,
+    /// Locked; `desk` when only the support desk's unlock lifts it.
+    Locked {
+        desk: bool,
+    },
     LineLocked,
     /// The authenticator was chosen and remembered; nothing is sent.
     Authenticator,
@@ -167,6 +172,9 @@ pub struct Lockout {
     /// Whether locking discards the pending code: yes for the customer's own lock, no for one
     /// caller number's lock on the customer (the customer may still use the code from their line).
     pub discard_code_on_lock: bool,
+    /// Judged failures in a row (kept at `AttemptKeys::streak`, never expiring) that lock with no
+    /// expiry, until the support desk unlocks: `lockout.max_consecutive_failures`.
+    pub max_in_a_row: u32,
 }
 
 /// What one atomic verification decided.
@@ -193,6 +201,8 @@ pub enum Judged {
 pub struct Verdict {
     pub judged: Judged,
     pub locked_now: bool,
+    /// The lock this attempt set, or met, lasts until the support desk unlocks.
+    pub desk: bool,
 }
 
 /// What claiming an attempt against a capped counter found.
@@ -340,8 +350,10 @@ pub trait Store: Send + Sync + 'static {
     /// code is compared with the chosen method's candidates, deleted on a match (failures and
     /// choice reset, the digest kept as accepted for `rule.grace`), or charged a wrong try and
     /// deleted at `max_tries`. The last allowed attempt, when not a success, locks and discards
-    /// the code. With `judge` false only the repeat check runs (`Missing` otherwise), for attempts
-    /// refused by another limit.
+    /// the code. Every judged attempt that is not a success also adds one to the streak (which
+    /// a success deletes); the one that reaches `rule.max_in_a_row` sets the lock with no expiry
+    /// (`desk`) instead. With `judge` false only the repeat check runs (`Missing` otherwise), for
+    /// attempts refused by another limit.
     async fn check_code(
         &self,
         keys: &AttemptKeys,

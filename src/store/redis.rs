@@ -72,22 +72,26 @@ end
 
 /// The judging both verification scripts share, up to their own verdict. Each script first sets
 /// `chosen` (the method), `digests` (the index in ARGV of the code's first digest; the rest
-/// follow), and `accepted`, `locked` and `failures` (the values of KEYS[3], KEYS[1] and KEYS[2],
-/// read with the script's other reads in one MGET: each call out of Lua costs Redis about as much
-/// as the key lookup itself). KEYS: lock, failures, accepted, choice, code. ARGV: max, window ms,
-/// lock ms, grace ms, judge (1/0), discard the code on lock (1/0). Sets `n` (this failure's
-/// number) and `max`. Answers {kind, locked now, method, record}: kind 0 missing, 1 accepted, 2
-/// wrong, 3 exhausted, 4 locked, 5 repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen
-/// (with the record), 9 unreadable record. The digests are keyed HMACs, so comparing them with
-/// `==` reveals nothing an attacker can steer. No closures but `accept`: each is an allocation
-/// per call.
+/// follow), and `accepted`, `locked`, `failures` and `streak` (the values of KEYS[3], KEYS[1],
+/// KEYS[2] and KEYS[6], read with the script's other reads in one MGET: each call out of Lua costs
+/// Redis about as much as the key lookup itself). KEYS: lock, failures, accepted, choice, code,
+/// streak. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on lock (1/0),
+/// failures in a row that lock for the desk. Sets `n` (this failure's number) and `max`. Answers
+/// {kind, lock, method, record}: kind 0 missing, 1 accepted, 2 wrong, 3 exhausted, 4 locked, 5
+/// repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen (with the record), 9 unreadable
+/// record; lock 0 none, 1 locked now, 2 locked now until the desk unlocks, 3 (with kind 4) held by
+/// a lock only the desk lifts. The digests are keyed HMACs, so comparing them with `==` reveals
+/// nothing an attacker can steer. No closures but `accept`: each is an allocation per call.
 const VERIFY_PRELUDE: &str = r"if accepted then
   for i = digests, #ARGV do
     if accepted == ARGV[i] then return {5, 0, chosen, ''} end
   end
 end
 if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
-if locked then return {4, 0, chosen, ''} end
+if locked then
+  if locked == 'desk' then return {4, 3, chosen, ''} end
+  return {4, 0, chosen, ''}
+end
 -- The count is only ever made with its expiry (SET PX), which INCR keeps. One given no expiry
 -- by hand is not repaired here (checking costs a call per check); an unlock deletes it.
 local n = 1
@@ -98,14 +102,26 @@ else
 end
 local max = tonumber(ARGV[1])
 local function accept(digest)
-  redis.call('DEL', KEYS[2], KEYS[4])
+  redis.call('DEL', KEYS[2], KEYS[4], KEYS[6])
   if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], digest, 'PX', ARGV[4]) end
 end
 ";
 
 /// How both verification scripts end, once their own part has set `kind` (the verdict, as
-/// `VERIFY_PRELUDE` numbers them): the failure that reaches the limit locks the customer.
-const VERIFY_VERDICT: &str = r"if n >= max then
+/// `VERIFY_PRELUDE` numbers them): a judged failure adds to the streak, and the one that reaches
+/// `ARGV[7]` locks with no expiry (`desk`); otherwise the failure that reaches the window's limit
+/// locks for the lock's duration. The streak has no expiry either: waiting out locks never resets it.
+const VERIFY_VERDICT: &str = r"if kind ~= 4 then
+  local s = (tonumber(streak) or 0) + 1
+  if s >= tonumber(ARGV[7]) then
+    redis.call('SET', KEYS[1], 'desk')
+    redis.call('DEL', KEYS[2], KEYS[6])
+    if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
+    return {kind, 2, chosen, ''}
+  end
+  redis.call('SET', KEYS[6], s)
+end
+if n >= max then
   redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
   if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
@@ -114,18 +130,18 @@ end
 return {kind, 0, chosen, ''}";
 
 /// A whole check of a code (see `Store::check_code`). KEYS as the prelude's, then the record.
-/// ARGV as the prelude's, then: 7 wrong tries one code survives, 8 the named method (or ''), 9 the
-/// offered channels ('e', 's'), 10 the customer as known (or '': read the record), 11 how many
-/// email digests follow from 12, then the SMS digests.
+/// ARGV as the prelude's, then: 8 wrong tries one code survives, 9 the named method (or ''), 10 the
+/// offered channels ('e', 's'), 11 the customer as known (or '': read the record), 12 how many
+/// email digests follow from 13, then the SMS digests.
 static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}
-local got = redis.call('MGET', KEYS[6], KEYS[4], KEYS[3], KEYS[1], KEYS[2])
-local rec, email, phone, totp, rev, revs = record(got[1], ARGV[10])
+local got = redis.call('MGET', KEYS[7], KEYS[4], KEYS[3], KEYS[1], KEYS[2], KEYS[6])
+local rec, email, phone, totp, rev, revs = record(got[1], ARGV[11])
 if rec == nil then return {{7, 0, '', ''}} end
 if not rec then return {{9, 0, '', ''}} end
 local code = redis.call('HMGET', KEYS[5], 'd', 'r', 'm')
-local chosen = ARGV[8]
+local chosen = ARGV[9]
 if chosen == '' then
   local remembered = got[2] or code[3]
   if remembered then
@@ -135,13 +151,13 @@ if chosen == '' then
   elseif totp then
     chosen = 'authenticator'
   else
-    local e = email and string.find(ARGV[9], 'e', 1, true)
-    local s = phone and string.find(ARGV[9], 's', 1, true)
+    local e = email and string.find(ARGV[10], 'e', 1, true)
+    local s = phone and string.find(ARGV[10], 's', 1, true)
     if e and not s then chosen = 'email' elseif s and not e then chosen = 'sms' end
   end
 end
 if chosen == 'authenticator' then return {{8, 0, chosen, rec}} end
-local digests, accepted, locked, failures = 12, got[3], got[4], got[5]
+local digests, accepted, locked, failures, streak = 13, got[3], got[4], got[5], got[6]
 {VERIFY_PRELUDE}
 local d, r = code[1], code[2] or ''
 -- Whether the pending code went to the contacts as they are now.
@@ -159,9 +175,9 @@ elseif not current then
   redis.call('DEL', KEYS[5])
   kind = 0
 else
-  local k = tonumber(ARGV[11])
-  local first, last = 12, 11 + k
-  if chosen == 'sms' then first, last = 12 + k, #ARGV end
+  local k = tonumber(ARGV[12])
+  local first, last = 13, 12 + k
+  if chosen == 'sms' then first, last = 13 + k, #ARGV end
   for i = first, last do
     if d == ARGV[i] then
       redis.call('DEL', KEYS[5])
@@ -169,7 +185,7 @@ else
       return {{1, 0, chosen, ''}}
     end
   end
-  if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[7]) then
+  if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[8]) then
     redis.call('DEL', KEYS[5])
     kind = 3
   else
@@ -181,26 +197,26 @@ end
 });
 
 /// An authenticator code: KEYS as the prelude's, then the last accepted step; ARGV as the
-/// prelude's, then 7 the matched step (-1 none), 8 the step record's life in ms, then the digests.
+/// prelude's, then 8 the matched step (-1 none), 9 the step record's life in ms, then the digests.
 static VERIFY_TOTP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"local chosen = 'authenticator'
-local got = redis.call('MGET', KEYS[3], KEYS[1], KEYS[2])
-local digests, accepted, locked, failures = 9, got[1], got[2], got[3]
+local got = redis.call('MGET', KEYS[3], KEYS[1], KEYS[2], KEYS[6])
+local digests, accepted, locked, failures, streak = 10, got[1], got[2], got[3], got[4]
 {VERIFY_PRELUDE}
 local kind
-local step = tonumber(ARGV[7])
+local step = tonumber(ARGV[8])
 if n > max then
   kind = 4
 elseif step < 0 then
   kind = 2
 else
-  local last = tonumber(redis.call('GET', KEYS[6]) or '-1')
+  local last = tonumber(redis.call('GET', KEYS[7]) or '-1')
   if last and step <= last then
     kind = 6
   else
-    redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
-    accept(ARGV[9])
+    redis.call('SET', KEYS[7], ARGV[8], 'PX', ARGV[9])
+    accept(ARGV[10])
     return {{1, 0, chosen, ''}}
   end
 end
@@ -211,7 +227,8 @@ end
 /// The first step of a send (see `Store::start_send`). KEYS: record, lock, choice, code, sends.
 /// ARGV: method, offered (1/0), line locked (1/0), reserve (1/0), max sends, window ms, digest,
 /// ttl ms, the customer as known (or '': read the record). Answers {kind, record}: 0 unknown, 1 not verified, 2 not offered, 3 locked, 4 line
-/// locked, 5 authenticator, 6 checked, 7 limited, 8 reserved, 9 unreadable record.
+/// locked, 5 authenticator, 6 checked, 7 limited, 8 reserved, 9 unreadable record, 10 locked until
+/// the desk unlocks.
 static START_SEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{RECORD}{RESERVE}
@@ -222,7 +239,9 @@ local m = ARGV[1]
 local has = (m == 'email' and email) or (m == 'sms' and phone) or (m == 'authenticator' and totp)
 if not has then return {{1, ''}} end
 if ARGV[2] ~= '1' then return {{2, ''}} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {{3, ''}} end
+local lock = redis.call('GET', KEYS[2])
+if lock == 'desk' then return {{10, ''}} end
+if lock then return {{3, ''}} end
 if ARGV[3] == '1' then return {{4, ''}} end
 if m == 'authenticator' then
   redis.call('SET', KEYS[3], m, 'PX', ARGV[8])
@@ -473,6 +492,7 @@ fn verify_invocation<'a>(
             &keys.accepted,
             &keys.choice,
             &keys.code,
+            &keys.streak,
             last_key,
         ],
     )
@@ -482,11 +502,12 @@ fn verify_invocation<'a>(
     .arg(rule.grace.as_millis() as u64)
     .arg(u8::from(judge))
     .arg(u8::from(rule.discard_code_on_lock))
+    .arg(rule.max_in_a_row)
 }
 
 /// A verification script's answer: `Checked`, or for kind 7 and 8 what came before judging.
 fn checked(
-    (kind, locked_now, method, record): (i64, i64, String, String),
+    (kind, lock, method, record): (i64, i64, String, String),
 ) -> Result<Checked, StoreError> {
     let judged = match kind {
         0 => Judged::Missing,
@@ -507,7 +528,8 @@ fn checked(
     };
     let verdict = Verdict {
         judged,
-        locked_now: locked_now == 1,
+        locked_now: matches!(lock, 1 | 2),
+        desk: matches!(lock, 2 | 3),
     };
     Ok(Checked::Judged(Method::from_stored(&method), verdict))
 }
@@ -971,7 +993,8 @@ impl Store for RedisStore {
             0 => Started::Unknown,
             1 => Started::NotVerified,
             2 => Started::NotOffered,
-            3 => Started::Locked,
+            3 => Started::Locked { desk: false },
+            10 => Started::Locked { desk: true },
             4 => Started::LineLocked,
             5 => Started::Authenticator,
             6 => Started::Checked(record),

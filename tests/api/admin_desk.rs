@@ -67,7 +67,8 @@ async fn customer_shows_lock_and_pending_code_and_unlocks(kind: StoreKind) {
     assert_eq!(
         idle,
         json!({"id": "1001", "email": "alice@example.com", "phone": null, "totp_enrolled": false,
-               "locked": false, "locked_seconds_left": null, "failures": 0, "pending": null})
+               "locked": false, "locked_seconds_left": null, "needs_desk": false, "failures": 0,
+               "failures_in_a_row": 0, "pending": null})
     );
     assert_eq!(pending["pending"]["method"], "email", "{pending}");
     let left = pending["pending"]["expires_in_seconds"].as_u64().unwrap();

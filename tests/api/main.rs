@@ -27,6 +27,7 @@ mod limits;
 mod live_settings;
 mod malformed;
 mod oauth;
+mod patient;
 mod production;
 mod props;
 mod retry_grace;

@@ -241,6 +241,7 @@ fn attempt_keys(p: &str) -> AttemptKeys {
         accepted: format!("{p}accepted"),
         choice: format!("{p}choice"),
         code: format!("{p}code"),
+        streak: format!("{p}streak"),
         record: RECORD.to_string(),
     }
 }
@@ -252,6 +253,7 @@ const LENIENT: Lockout = Lockout {
     lock_for: LONG,
     grace: Duration::ZERO,
     discard_code_on_lock: true,
+    max_in_a_row: 1000,
 };
 
 async fn check(store: &Arc<dyn Store>, p: &str, digest: &str, tries: u32) -> Judged {
@@ -405,6 +407,66 @@ async fn the_last_allowed_attempt_locks(store: Arc<dyn Store>, p: String) {
 both_backends!(
     the_last_allowed_attempt_locks_agree,
     the_last_allowed_attempt_locks
+);
+
+/// Failures in a row count across locks and windows: waiting out each short lock never resets
+/// them, and the one that reaches `max_in_a_row` locks with no expiry until the desk unlocks.
+async fn failures_in_a_row_lock_for_the_desk(store: Arc<dyn Store>, p: String) {
+    let rule = Lockout {
+        max: 2,
+        lock_for: Duration::from_millis(300),
+        max_in_a_row: 5,
+        ..LENIENT
+    };
+    let keys = attempt_keys(&p);
+    let mut verdicts = Vec::new();
+    for _ in 0..5 {
+        if store.get(&keys.lock).await.unwrap().is_some() {
+            // The short lock is waited out, as a patient attacker would.
+            past(Duration::from_millis(300)).await;
+        }
+        verdicts.push(verify(&store, &p, &["wrong"], &rule, 10).await);
+    }
+    put_code(&store, &keys.code, "right", "email", LONG).await;
+    let after = verify(&store, &p, &["right"], &rule, 10).await;
+
+    assert!(
+        verdicts[1].locked_now && !verdicts[1].desk,
+        "the window's lock"
+    );
+    let last = verdicts[4];
+    assert!(last.locked_now && last.desk, "the fifth in a row: {last:?}");
+    assert_eq!(
+        store.ttl(&keys.lock).await.unwrap(),
+        twofactor::store::Ttl::Forever,
+        "no expiry"
+    );
+    assert_eq!(after.judged, Judged::Locked, "even the right code");
+    assert!(after.desk, "the answer says the desk must unlock");
+
+    // A success starts the count again.
+    let q = format!("{p}q:");
+    let keys = attempt_keys(&q);
+    let rule = Lockout {
+        max_in_a_row: 3,
+        ..LENIENT
+    };
+    for _ in 0..2 {
+        verify(&store, &q, &["wrong"], &rule, 10).await;
+    }
+    put_code(&store, &keys.code, "right", "email", LONG).await;
+    assert_eq!(
+        verify(&store, &q, &["right"], &rule, 10).await.judged,
+        Judged::Accepted
+    );
+    assert_eq!(store.get(&keys.streak).await.unwrap(), None);
+    for _ in 0..2 {
+        assert!(!verify(&store, &q, &["wrong"], &rule, 10).await.locked_now);
+    }
+}
+both_backends!(
+    failures_in_a_row_lock_for_the_desk_agree,
+    failures_in_a_row_lock_for_the_desk
 );
 
 async fn an_accepted_code_repeats_only_within_its_grace(store: Arc<dyn Store>, p: String) {
@@ -659,6 +721,7 @@ async fn dump_lists_by_prefix(store: Arc<dyn Store>, p: String) {
         ("c", "1"),
         ("code", "d=digest m=email a=1 r="),
         ("failures", "1"),
+        ("streak", "1"),
     ]
     .iter()
     .map(|(k, v)| (format!("{p}{k}"), v.to_string()))
@@ -831,7 +894,13 @@ async fn a_send_starts_in_one_step(store: Arc<dyn Store>, p: String) {
     );
 
     store.set(&keys.lock, "1", Some(LONG)).await.unwrap();
-    assert_eq!(start(email).await, Started::Locked);
+    assert_eq!(start(email).await, Started::Locked { desk: false });
+    store.set(&keys.lock, "desk", None).await.unwrap();
+    assert_eq!(
+        start(email).await,
+        Started::Locked { desk: true },
+        "a lock only the desk lifts says so"
+    );
     store.set(&keys.record, "not json", None).await.unwrap();
     assert!(store.start_send(&keys, &email).await.is_err(), "unreadable");
 
@@ -902,6 +971,7 @@ fn sms_judged(judged: Judged) -> Checked {
         Verdict {
             judged,
             locked_now: false,
+            desk: false,
         },
     )
 }

@@ -152,10 +152,12 @@ function renderCustomer(c) {
   detail(list, "Authenticator", c.totp_enrolled ? "enrolled" : "not enrolled");
   if ("locked" in c) {
     let lock = c.locked ? "locked" : "not locked";
-    if (c.locked && c.locked_seconds_left != null) lock += " (" + c.locked_seconds_left + " s left)";
+    if (c.locked && c.needs_desk) lock += " until unlocked here (too many wrong codes in a row)";
+    else if (c.locked && c.locked_seconds_left != null) lock += " (" + c.locked_seconds_left + " s left)";
     detail(list, "Lock", lock);
   }
   if ("failures" in c) detail(list, "Wrong codes in window", String(c.failures));
+  if ("failures_in_a_row" in c) detail(list, "Wrong codes in a row", String(c.failures_in_a_row));
   if ("pending" in c) {
     detail(list, "Pending code", c.pending ? c.pending.method + ", expires in " + c.pending.expires_in_seconds + " s" : "none");
   }
