@@ -99,6 +99,7 @@ start_service() {
   TFA__DIRECTORY__SEED_FILE=$1 TFA__DELIVERY__OUTBOX_FILE=$work/outbox.jsonl \
   TFA__SMS__URL="http://127.0.0.1:$sink_port/send?to={recipient}&code={code}" \
   TFA__CODES__MAX_SENDS=1000000 TFA__LOCKOUT__MAX_FAILURES=1000000 TFA__LOCKOUT__MAX_FAILURES_PER_CALLER=0 \
+  TFA__LOCKOUT__MAX_CONSECUTIVE_FAILURES=100 TFA__CODES__MAX_SENDS_PER_CALLER=0 \
   TFA__SMS__MAX_PER_NUMBER_PER_HOUR=0 TFA__LOG__FILTER=warn \
   python3 - "$port" "$2" "$work/service.log" "$bin" serve >"$work/start" <<'PY' &
 import socket, subprocess, sys, time
