@@ -207,7 +207,7 @@ async fn customer_round_trip(kind: StoreKind) {
     assert_eq!(created.header("cache-control"), "no-store");
     assert_eq!(
         created.json(),
-        json!({"id": "2002", "email": "bob@example.com", "phone": "+447911123456", "totp_enrolled": true, "locked": false, "locked_seconds_left": null, "failures": 0, "pending": null})
+        json!({"id": "2002", "email": "bob@example.com", "phone": "+447911123456", "totp_enrolled": true, "locked": false, "locked_seconds_left": null, "needs_desk": false, "failures": 0, "failures_in_a_row": 0, "pending": null})
     );
 
     // Read back: never the secret.
@@ -234,7 +234,7 @@ async fn customer_round_trip(kind: StoreKind) {
     assert_eq!(replaced.status, 200, "{}", replaced.body);
     assert_eq!(
         replaced.json(),
-        json!({"id": "2002", "email": "bob2@example.com", "phone": null, "totp_enrolled": true, "locked": false, "locked_seconds_left": null, "failures": 0, "pending": null})
+        json!({"id": "2002", "email": "bob2@example.com", "phone": null, "totp_enrolled": true, "locked": false, "locked_seconds_left": null, "needs_desk": false, "failures": 0, "failures_in_a_row": 0, "pending": null})
     );
 
     // Delete, then it is gone.

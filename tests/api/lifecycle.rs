@@ -408,7 +408,7 @@ async fn admin_revokes_the_authenticator(kind: StoreKind) {
     let view = app.admin_call(Method::GET, PATH_1001, None).await;
     assert_eq!(
         view.json(),
-        json!({"id": "1001", "email": ALICE_EMAIL, "phone": null, "totp_enrolled": false, "locked": false, "locked_seconds_left": null, "failures": 2, "pending": null}),
+        json!({"id": "1001", "email": ALICE_EMAIL, "phone": null, "totp_enrolled": false, "locked": false, "locked_seconds_left": null, "needs_desk": false, "failures": 2, "failures_in_a_row": 2, "pending": null}),
         "only the authenticator went"
     );
 }
