@@ -620,3 +620,42 @@ both_stores!(
     test_sms_shows_the_status_and_a_short_masked_excerpt_,
     test_sms_shows_the_status_and_a_short_masked_excerpt
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_sms_prints_the_status_and_a_short_masked_excerpt() {
+    // Arrange: a gateway that accepts and echoes its API key and a long reference number.
+    let gw = gateway(ResponseTemplate::new(200).set_body_string(format!(
+        "queued with key live-key-7f3a9c, ref 123456789012 {}END-OF-BODY",
+        "x".repeat(300)
+    )))
+    .await;
+    let env = [
+        (
+            "TFA__SMS__URL",
+            format!("{}/send?to={{recipient}}", gw.uri()),
+        ),
+        (
+            "TFA__SMS__REQUEST_HEADERS",
+            r#"["X-Api-Key: live-key-7f3a9c"]"#.to_string(),
+        ),
+    ];
+
+    // Act
+    let out = crate::helpers::run_cli_with_env(
+        &format!("cli{:08x}:", crate::helpers::rand_u64() as u32),
+        &env,
+        &["send-test-sms", PHONE],
+    )
+    .await;
+
+    // Assert
+    let text = crate::helpers::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("gateway answered: 200 OK: queued with key [redacted], ref **********12"),
+        "{text}"
+    );
+    for leaked in ["live-key-7f3a9c", "123456789012", "END-OF-BODY"] {
+        assert!(!text.contains(leaked), "{leaked} printed: {text}");
+    }
+}
