@@ -538,10 +538,19 @@ fn restore_placeholders(patch: &mut Value, current: &Settings) -> Result<(), Pat
     Ok(())
 }
 
-/// Refuses a change that would send stored credentials to a new place: a new SMS gateway host
-/// must come with its headers and body restated, a new SMTP host with its password.
+/// Refuses a change that would send stored credentials to a new place or over a weaker channel: a
+/// new SMS gateway host, or its URL going from `https` to anything else, must come with its headers
+/// and body restated; a new SMTP host, or a weaker `email.smtp.security` (tls > starttls > none),
+/// with its password.
 fn secrets_stay_home(current: &Settings, next: &Settings, patch: &Value) -> Result<(), PatchError> {
-    if host_of(&current.sms.url) != host_of(&next.sms.url) {
+    let sms_why = if host_of(&current.sms.url) != host_of(&next.sms.url) {
+        Some("the gateway's host changes")
+    } else if is_https(&current.sms.url) && !is_https(&next.sms.url) {
+        Some("the gateway's URL goes from https to plain http")
+    } else {
+        None
+    };
+    if let Some(why) = sms_why {
         let held = secrets(current);
         let headers_held = held.keys().any(|k| k.starts_with("sms.request_headers."));
         let restated = |path: &str| {
@@ -552,26 +561,47 @@ fn secrets_stay_home(current: &Settings, next: &Settings, patch: &Value) -> Resu
         if headers_held && !restated("/sms/request_headers") {
             return Err(invalid(
                 "sms.request_headers",
-                "the gateway's host changes: restate its headers in full, so no credential goes to the new host unasked",
+                format!(
+                    "{why}: restate its headers in full, so no credential goes to the new host unasked"
+                ),
             ));
         }
         if !current.sms.request_body.is_empty() && !restated("/sms/request_body") {
             return Err(invalid(
                 "sms.request_body",
-                "the gateway's host changes: restate the body in full, so no credential goes to the new host unasked",
+                format!(
+                    "{why}: restate the body in full, so no credential goes to the new host unasked"
+                ),
             ));
         }
     }
-    if current.email.smtp.host != next.email.smtp.host
-        && !current.email.smtp.password.expose_secret().is_empty()
+    let (old_smtp, new_smtp) = (&current.email.smtp, &next.email.smtp);
+    let smtp_why = if old_smtp.host != new_smtp.host {
+        Some("the SMTP host changes")
+    } else if new_smtp.security.rank() < old_smtp.security.rank() {
+        Some("email.smtp.security gets weaker")
+    } else {
+        None
+    };
+    if let Some(why) = smtp_why
+        && !old_smtp.password.expose_secret().is_empty()
         && patch.pointer("/email/smtp/password").is_none()
     {
         return Err(invalid(
             "email.smtp.password",
-            "the SMTP host changes: give its password again (or null for none), so the old one does not go to the new host",
+            format!(
+                "{why}: give its password again (or null for none), so the old one does not go out unasked"
+            ),
         ));
     }
     Ok(())
+}
+
+/// Whether a URL template uses `https`.
+fn is_https(url: &str) -> bool {
+    url.trim_start()
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("https"))
 }
 
 /// Leaf paths of a JSON document and their values as text.

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod directory;
 pub mod live;
+pub mod outbound;
 
 pub use directory::DirectorySettings;
 
@@ -938,11 +939,23 @@ impl Settings {
             }
         }
         for s in &self.sms.success_statuses {
-            if crate::delivery::StatusMatcher::parse(s).is_none() {
-                return Err(invalid(
-                    "sms.success_statuses",
-                    format!("{s:?} is neither a status like \"200\" nor a class like \"2xx\""),
-                ));
+            match crate::delivery::StatusMatcher::parse(s) {
+                None => {
+                    return Err(invalid(
+                        "sms.success_statuses",
+                        format!("{s:?} is neither a status like \"200\" nor a class like \"2xx\""),
+                    ));
+                }
+                // Redirects are never followed, so a 3xx never means the message was sent.
+                Some(m) if m.matches_redirect() => {
+                    return Err(invalid(
+                        "sms.success_statuses",
+                        format!(
+                            "{s:?} is a redirect: redirects are not followed, so a 3xx is always a failed delivery"
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         if !self.sms.failure_body_pattern.is_empty() {
@@ -970,6 +983,7 @@ impl Settings {
         if self.totp.issuer.contains(':') || self.totp.issuer.is_empty() {
             return Err(invalid("totp.issuer", "must be non-empty and without ':'"));
         }
+        outbound::validate(self)?;
         if self.server.environment == Environment::Production {
             self.validate_production()?;
         }
@@ -1082,7 +1096,7 @@ impl Settings {
                 "production needs admin tokens of at least 32 characters (openssl rand -hex 32)",
             ));
         }
-        Ok(())
+        outbound::validate_production(self)
     }
 
     /// The email transport after resolving `auto`.

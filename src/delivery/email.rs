@@ -13,7 +13,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use super::{CodeMessage, DeliveryError, EmailSender, error_chain, redact, render};
+use super::{CodeMessage, DeliveryError, EmailSender, error_chain, excerpt, redact, render};
 use crate::config::{Settings, SmtpSecurity};
 use crate::domain::Email;
 
@@ -26,6 +26,8 @@ pub struct SmtpEmail {
     timeout: Duration,
     /// `host:port`, for messages.
     endpoint: String,
+    /// The host as configured, for the link-local check before each send.
+    host: String,
     security: SmtpSecurity,
     port: u16,
     authenticates: bool,
@@ -82,6 +84,7 @@ impl SmtpEmail {
             html_body: settings.email.html_body.clone(),
             timeout,
             endpoint: format!("{}:{}", smtp.host, smtp.port),
+            host: smtp.host.trim().to_string(),
             security: smtp.security,
             port: smtp.port,
             authenticates,
@@ -184,6 +187,28 @@ impl SmtpEmail {
         DeliveryError::Transport(format!("SMTP with {endpoint} failed: {chain}"))
     }
 
+    /// Refuses a host name that resolves to a link-local address (a cloud metadata service):
+    /// validation refuses such literal addresses, and lettre connects by name, so the name is
+    /// looked up here first. A failed lookup is left for lettre to report in its own words.
+    async fn refuse_link_local(&self) -> Result<(), DeliveryError> {
+        if crate::config::outbound::ip_literal(&self.host).is_some() {
+            return Ok(());
+        }
+        let Ok(found) = tokio::net::lookup_host((self.host.as_str(), self.port)).await else {
+            return Ok(());
+        };
+        if let Some(a) = found
+            .map(|a| a.ip())
+            .find(|ip| crate::config::outbound::is_link_local(*ip))
+        {
+            return Err(DeliveryError::Transport(format!(
+                "{} resolves to the link-local address {a} (169.254.0.0/16, fe80::/10), which is refused: check email.smtp.host",
+                self.host
+            )));
+        }
+        Ok(())
+    }
+
     fn timeout_error(&self) -> DeliveryError {
         let hint = if self.security == SmtpSecurity::None && self.port == 465 {
             "port 465 expects TLS from the first byte: set email.smtp.security = \"tls\""
@@ -205,8 +230,16 @@ impl SmtpEmail {
 impl EmailSender for SmtpEmail {
     async fn send(&self, to: &Email, message: &CodeMessage<'_>) -> Result<String, DeliveryError> {
         let email = self.message(to, message)?;
-        // lettre's timeout is per network operation; this one bounds the whole send.
-        let sent = tokio::time::timeout(self.timeout, self.transport.send(email)).await;
+        // lettre's timeout is per network operation; this one bounds the whole send, the look-up
+        // included.
+        let sent = tokio::time::timeout(self.timeout, async {
+            self.refuse_link_local().await?;
+            self.transport
+                .send(email)
+                .await
+                .map_err(|e| self.explain(&e))
+        })
+        .await;
         // Servers echo addresses and sometimes the message in their answers.
         let secrets = [
             (message.code.expose_secret(), "******".to_string()),
@@ -214,14 +247,15 @@ impl EmailSender for SmtpEmail {
         ];
         match sent {
             Err(_) => Err(self.timeout_error()),
-            Ok(Err(e)) => Err(match self.explain(&e) {
+            Ok(Err(e)) => Err(match e {
                 DeliveryError::Transport(m) => DeliveryError::Transport(redact(&m, &secrets)),
                 DeliveryError::Rejected(m) => DeliveryError::Rejected(redact(&m, &secrets)),
                 other => other,
             }),
             Ok(Ok(response)) => {
+                // The reply code, and a short masked excerpt of the server's own words.
                 let text = response.message().collect::<Vec<_>>().join(" ");
-                Ok(redact(&format!("{} {text}", response.code()), &secrets))
+                Ok(format!("{} {}", response.code(), excerpt(&text, &secrets)))
             }
         }
     }

@@ -90,6 +90,45 @@ pub fn redact(text: &str, secrets: &[(&str, String)]) -> String {
         })
 }
 
+/// How much of a server's own answer (an SMS gateway's body, an SMTP server's text) is ever shown,
+/// in a test send's answer or a log line: enough for a reason, too little to carry a payload.
+pub const EXCERPT_CHARS: usize = 120;
+
+/// A short, masked excerpt of what a server answered: `secrets` replaced (as [`redact`] does), line
+/// breaks and runs of blanks folded into one space, every run of 4 or more digits masked but its
+/// last 2 (account numbers, phone numbers, codes the secrets did not name), then cut to
+/// [`EXCERPT_CHARS`] characters.
+pub fn excerpt(text: &str, secrets: &[(&str, String)]) -> String {
+    let redacted = redact(text, secrets);
+    let folded = redacted
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut masked = String::with_capacity(folded.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        let n = digits.chars().count();
+        if n >= 4 {
+            out.extend(std::iter::repeat_n('*', n - 2));
+            out.extend(digits.chars().skip(n - 2));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in folded.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut masked);
+            masked.push(c);
+        }
+    }
+    flush(&mut digits, &mut masked);
+    crate::domain::truncate(&masked, EXCERPT_CHARS)
+}
+
 fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
     // ASCII lower-casing keeps every byte where it was, so offsets found in `hay` hold in `text`.
     let hay = text.to_ascii_lowercase();
@@ -139,6 +178,13 @@ impl StatusMatcher {
         }
         let n = s.parse::<u16>().ok()?;
         (100..=599).contains(&n).then_some(StatusMatcher::Exact(n))
+    }
+    /// Whether this entry would count some redirect (3xx) as sent.
+    pub fn matches_redirect(self) -> bool {
+        match self {
+            StatusMatcher::Exact(n) => (300..400).contains(&n),
+            StatusMatcher::Class(c) => c == 3,
+        }
     }
     pub fn matches(self, status: u16) -> bool {
         match self {
@@ -219,6 +265,22 @@ mod tests {
             "550 <a***@example.com> and a***@example.com unknown"
         );
         assert_eq!(redact("naïve 123456", &secrets), "naïve ******");
+    }
+
+    #[test]
+    fn excerpts_are_short_and_mask_long_digit_runs() {
+        let secrets = [("key-abc", "[redacted]".to_string())];
+        assert_eq!(
+            excerpt("ok\r\n  id 123 acct 12345678 key-abc", &secrets),
+            "ok id 123 acct ******78 [redacted]"
+        );
+        assert_eq!(excerpt("2024", &[]), "**24");
+        let long = excerpt(&"x".repeat(500), &[]);
+        assert_eq!(
+            long.chars().count(),
+            EXCERPT_CHARS + 1,
+            "cut, with an ellipsis"
+        );
     }
 
     #[test]

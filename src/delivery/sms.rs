@@ -3,6 +3,8 @@
 //! lands: percent-encoded in the URL, form-encoded, JSON- or XML-escaped in the body according to the
 //! Content-Type sent, and stripped of line breaks in a header.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,14 +12,18 @@ use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 
-use super::{CodeMessage, DeliveryError, SmsSender, StatusMatcher, error_chain, redact, render};
+use super::{
+    CodeMessage, DeliveryError, SmsSender, StatusMatcher, error_chain, excerpt, redact, render,
+};
 use crate::config::Settings;
 use crate::domain::PhoneNumber;
 
 /// How much of a gateway's answer is kept: enough for any error text, bounded against a bad gateway.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-/// How much of it goes into a message or log line.
-const SHOWN_ANSWER_CHARS: usize = 300;
+/// What stands in for a credential a gateway echoes back.
+const REDACTED: &str = "[redacted]";
+/// Headers that describe the message rather than authenticate it (as the live settings judge them).
+const PLAIN_HEADERS: [&str; 4] = ["content-type", "accept", "accept-language", "user-agent"];
 
 /// How values are escaped in the body, from the Content-Type sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +114,9 @@ pub struct HttpSms {
     message: String,
     success: Vec<StatusMatcher>,
     failure_pattern: Option<regex::Regex>,
+    /// Credentials written into the settings (header values, URL password and query values), so
+    /// that a gateway echoing them back never gets them shown.
+    credentials: Vec<String>,
 }
 
 impl HttpSms {
@@ -162,6 +171,10 @@ impl HttpSms {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // A redirect would carry the body (the code) and headers (the API key) wherever the
+            // gateway's host points; it is a failed delivery instead (see `exchange`).
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(NoLinkLocal))
             .user_agent(concat!("twofactor/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the SMS gateway HTTP client")?;
@@ -183,6 +196,7 @@ impl HttpSms {
                 success
             },
             failure_pattern,
+            credentials: credentials(&sms.url, &sms.request_headers),
         })
     }
 
@@ -237,7 +251,11 @@ impl HttpSms {
         })
     }
 
-    async fn exchange(&self, request: reqwest::Request) -> Result<String, DeliveryError> {
+    async fn exchange(
+        &self,
+        request: reqwest::Request,
+        secrets: &[(&str, String)],
+    ) -> Result<String, DeliveryError> {
         let host = request
             .url()
             .host_str()
@@ -252,12 +270,19 @@ impl HttpSms {
             .await
             .map_err(|e| self.explain(&host, e))?;
         let status = response.status();
+        // Never followed (see the client), never a success whatever sms.success_statuses says; the
+        // Location stays out of the message, since its query may carry what the gateway echoed.
+        if status.is_redirection() {
+            return Err(DeliveryError::Rejected(format!(
+                "gateway {host} answered {status}, a redirect: redirects are not followed, so nothing was sent (point sms.url at the address that takes the message)"
+            )));
+        }
         let body = read_capped(response)
             .await
             .map_err(|e| self.explain(&host, e))?;
         let shown = match body.trim() {
             "" => "(empty answer)".to_string(),
-            b => crate::domain::truncate(b, SHOWN_ANSWER_CHARS),
+            b => excerpt(b, secrets),
         };
         if !self.success.iter().any(|m| m.matches(status.as_u16())) {
             return Err(DeliveryError::Rejected(format!(
@@ -302,14 +327,6 @@ impl SmsSender for HttpSms {
         message: &CodeMessage<'_>,
     ) -> Result<String, DeliveryError> {
         let request = self.request(to, message)?;
-        // reqwest's timeout covers the exchange; this one also bounds reading the answer and DNS.
-        let result = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
-            Ok(r) => r,
-            Err(_) => Err(DeliveryError::Timeout {
-                ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
-                hint: "the SMS gateway did not answer in time (sms.timeout_ms)".into(),
-            }),
-        };
         // Gateways echo the number and sometimes the text in their answers.
         let other_forms = to.other_forms();
         let mut secrets = vec![
@@ -319,6 +336,21 @@ impl SmsSender for HttpSms {
         ];
         // Gateways also write the number back in national format (`07911 123456`).
         secrets.extend(other_forms.iter().map(|f| (f.as_str(), to.masked())));
+        // Credentials come longest first, so a token inside a longer value is not half replaced.
+        secrets.extend(
+            self.credentials
+                .iter()
+                .map(|c| (c.as_str(), REDACTED.to_string())),
+        );
+        // reqwest's timeout covers the exchange; this one also bounds reading the answer and DNS.
+        let result =
+            match tokio::time::timeout(self.timeout, self.exchange(request, &secrets)).await {
+                Ok(r) => r,
+                Err(_) => Err(DeliveryError::Timeout {
+                    ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+                    hint: "the SMS gateway did not answer in time (sms.timeout_ms)".into(),
+                }),
+            };
         match result {
             Ok(answer) => Ok(redact(&answer, &secrets)),
             Err(DeliveryError::Transport(m)) => Err(DeliveryError::Transport(redact(&m, &secrets))),
@@ -341,7 +373,8 @@ async fn read_capped(mut response: reqwest::Response) -> Result<String, reqwest:
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-fn sample_values() -> [(&'static str, &'static str); 5] {
+/// Values that make a URL template a URL, for checking it before any message is sent.
+pub(crate) fn sample_values() -> [(&'static str, &'static str); 5] {
     [
         ("code", "000000"),
         ("minutes", "5"),
@@ -349,6 +382,96 @@ fn sample_values() -> [(&'static str, &'static str); 5] {
         ("from", "sender"),
         ("message", "text"),
     ]
+}
+
+/// The credentials the settings write out literally: each header value but those that describe the
+/// message (and, for `Scheme token`, the token alone), the URL's password, and each query value that
+/// is not only placeholders; 4 characters or more, so short flags like `type=1` stay readable.
+fn credentials(url: &str, headers: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |v: &str| {
+        let v = v.trim();
+        for v in [
+            v.to_string(),
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned(),
+        ] {
+            if v.chars().count() >= 4 && !v.contains('{') && !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    };
+    for h in headers {
+        if let Some((name, value)) = h.split_once(':')
+            && !PLAIN_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str())
+        {
+            for part in literal_parts(value) {
+                add(part);
+                if let Some((_, token)) = part.trim().split_once(' ') {
+                    add(token);
+                }
+            }
+        }
+    }
+    if let Ok(parsed) = reqwest::Url::parse(&render(url, &sample_values(), url_escape))
+        && let Some(password) = parsed.password()
+    {
+        add(password);
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((_, value)) = pair.split_once('=') {
+                literal_parts(value).into_iter().for_each(&mut add);
+            }
+        }
+    }
+    out.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    out
+}
+
+/// The text of a template between its `{placeholders}`.
+fn literal_parts(template: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        parts.push(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => rest = &rest[start + end + 1..],
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    parts.push(rest);
+    parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
+}
+
+/// The system resolver without link-local answers (169.254.0.0/16, fe80::/10): a gateway name that
+/// resolves to a cloud metadata service is refused however it got there. Literal addresses in
+/// `sms.url` are refused by validation.
+pub struct NoLinkLocal;
+
+impl reqwest::dns::Resolve for NoLinkLocal {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| !crate::config::outbound::is_link_local(a.ip()))
+                .collect();
+            if kept.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to link-local addresses (169.254.0.0/16, fe80::/10), which are refused"
+                )
+                .into());
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -363,6 +486,53 @@ mod tests {
         assert_eq!(BodyKind::Json.escape(v), "+44 & \\\"Bänk\\\"");
         assert_eq!(BodyKind::Xml.escape(v), "+44 &amp; &quot;Bänk&quot;");
         assert_eq!(header_escape("a\r\nX-Evil: 1"), "aX-Evil: 1");
+    }
+
+    #[test]
+    fn credentials_are_what_the_settings_write_literally() {
+        let found = credentials(
+            "https://acct:p%40ss@gw.example/send?key=SECRETKEY&to={recipient}&type=1",
+            &[
+                "Authorization: Bearer tok-123456".to_string(),
+                "X-Api-Key: k-{from}-abcdef".to_string(),
+                "Content-Type: application/json".to_string(),
+                "X-To: {recipient}".to_string(),
+            ],
+        );
+        for c in [
+            "Bearer tok-123456",
+            "tok-123456",
+            "k-",
+            "-abcdef",
+            "p%40ss",
+            "p@ss",
+            "SECRETKEY",
+        ] {
+            assert_eq!(
+                found.contains(&c.to_string()),
+                c.len() >= 4,
+                "{c}: {found:?}"
+            );
+        }
+        assert!(
+            !found.iter().any(|c| c.contains("json") || c == "1"),
+            "{found:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_link_local_answers() {
+        use reqwest::dns::Resolve;
+        let metadata = NoLinkLocal
+            .resolve("169.254.169.254".parse().expect("a name"))
+            .await;
+        let local = NoLinkLocal
+            .resolve("127.0.0.1".parse().expect("a name"))
+            .await
+            .map(|addrs| addrs.map(|a| a.ip().to_string()).collect::<Vec<_>>());
+        let err = metadata.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("link-local"), "{err}");
+        assert_eq!(local.ok(), Some(vec!["127.0.0.1".to_string()]));
     }
 
     #[test]

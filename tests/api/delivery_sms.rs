@@ -495,3 +495,167 @@ async fn gateway_answers_hide_the_number_in_national_and_spaced_formats() {
         assert!(!digits.contains(secret), "{secret} leaked: {answer}");
     }
 }
+
+/// The gateway's host answers a redirect to another server: following it would hand that server the
+/// body (the code) and the headers (the API key).
+async fn gateway_redirect_is_a_failed_delivery(kind: StoreKind) {
+    // Arrange
+    let elsewhere = gateway(ResponseTemplate::new(200)).await;
+    let gw = gateway(ResponseTemplate::new(307).insert_header(
+        "Location",
+        format!("{}/collect?token=loc-secret-91", elsewhere.uri()),
+    ))
+    .await;
+    let settings = format!(
+        r#"
+[sms]
+url = "{}/send"
+request_headers = ["Content-Type: application/json", "X-Api-Key: key-e71c"]
+request_body = '{{"to":"{{recipient}}","text":"{{message}}"}}'
+timeout_ms = {TIMEOUT_MS}
+"#,
+        gw.uri()
+    );
+    let app = app_with_sms(
+        kind,
+        &format!("{}{settings}", crate::helpers::admin_tokens()),
+    )
+    .await;
+
+    // Act (and Assert: `error` fast, and the code the gateway was asked to send does not work)
+    assert_fails_cleanly(&app, &gw, TIMEOUT_MS).await;
+    let test_send = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/admin/v1/test-sms",
+            Some(serde_json::json!({"to": PHONE})),
+        )
+        .await;
+
+    // Assert
+    assert!(
+        elsewhere
+            .received_requests()
+            .await
+            .expect("recording")
+            .is_empty(),
+        "the redirect was followed"
+    );
+    let body = test_send.json();
+    assert_eq!(body["sent"], false, "{body}");
+    let answer = body["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains("307"), "the status is named: {answer}");
+    assert!(
+        !answer.contains("loc-secret-91") && !answer.contains("collect"),
+        "the Location stays out: {answer}"
+    );
+}
+both_stores!(
+    gateway_redirect_is_a_failed_delivery_,
+    gateway_redirect_is_a_failed_delivery
+);
+
+#[test]
+fn redirect_statuses_never_count_as_sent() {
+    for listed in ["3xx", "302", "307"] {
+        let err = twofactor::config::Settings::from_toml(&format!(
+            "[sms]\nurl = \"https://gw.example/send\"\nsuccess_statuses = [\"2xx\", \"{listed}\"]\n"
+        ))
+        .expect_err("a redirect listed as success is refused")
+        .to_string();
+        assert!(
+            err.contains("sms.success_statuses") && err.contains("redirect"),
+            "{listed}: {err}"
+        );
+    }
+}
+
+/// A gateway whose answer echoes its API key, an account number and a long tail.
+async fn test_sms_shows_the_status_and_a_short_masked_excerpt(kind: StoreKind) {
+    // Arrange
+    let answer = format!(
+        "invalid request for key live-key-7f3a9c: account 123456789012 over quota; {}END-OF-BODY",
+        "details ".repeat(60)
+    );
+    let gw = gateway(ResponseTemplate::new(402).set_body_string(answer)).await;
+    let app = app_with_sms(
+        kind,
+        &format!(
+            "{}[sms]\nurl = \"{}/send?to={{recipient}}\"\nrequest_headers = [\"X-Api-Key: live-key-7f3a9c\"]\ntimeout_ms = {TIMEOUT_MS}\n",
+            crate::helpers::admin_tokens(),
+            gw.uri()
+        ),
+    )
+    .await;
+
+    // Act
+    let sent = app
+        .admin_call(
+            reqwest::Method::POST,
+            "/admin/v1/test-sms",
+            Some(serde_json::json!({"to": PHONE})),
+        )
+        .await;
+
+    // Assert
+    let body = sent.json();
+    assert_eq!(body["sent"], false, "{body}");
+    let shown = body["answer"].as_str().unwrap_or_default();
+    assert!(shown.contains("402"), "the status is shown: {shown}");
+    assert!(
+        shown.contains("account **********12"),
+        "long digit runs are masked but their last 2: {shown}"
+    );
+    for leaked in ["live-key-7f3a9c", "123456789012", "END-OF-BODY"] {
+        assert!(!shown.contains(leaked), "{leaked} shown: {shown}");
+    }
+    let excerpt = shown.split_once(": ").map_or("", |(_, rest)| rest);
+    assert!(
+        excerpt.chars().count() <= 121,
+        "the gateway's words are cut short: {} characters in {shown}",
+        excerpt.chars().count()
+    );
+}
+both_stores!(
+    test_sms_shows_the_status_and_a_short_masked_excerpt_,
+    test_sms_shows_the_status_and_a_short_masked_excerpt
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_sms_prints_the_status_and_a_short_masked_excerpt() {
+    // Arrange: a gateway that accepts and echoes its API key and a long reference number.
+    let gw = gateway(ResponseTemplate::new(200).set_body_string(format!(
+        "queued with key live-key-7f3a9c, ref 123456789012 {}END-OF-BODY",
+        "x".repeat(300)
+    )))
+    .await;
+    let env = [
+        (
+            "TFA__SMS__URL",
+            format!("{}/send?to={{recipient}}", gw.uri()),
+        ),
+        (
+            "TFA__SMS__REQUEST_HEADERS",
+            r#"["X-Api-Key: live-key-7f3a9c"]"#.to_string(),
+        ),
+    ];
+
+    // Act
+    let out = crate::helpers::run_cli_with_env(
+        &format!("cli{:08x}:", crate::helpers::rand_u64() as u32),
+        &env,
+        &["send-test-sms", PHONE],
+    )
+    .await;
+
+    // Assert
+    let text = crate::helpers::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("gateway answered: 200 OK: queued with key [redacted], ref **********12"),
+        "{text}"
+    );
+    for leaked in ["live-key-7f3a9c", "123456789012", "END-OF-BODY"] {
+        assert!(!text.contains(leaked), "{leaked} printed: {text}");
+    }
+}

@@ -439,3 +439,137 @@ both_stores!(
     stored_credentials_never_follow_a_new_host_agree,
     stored_credentials_never_follow_a_new_host
 );
+
+/// Credentials set over `https` and `tls`, and the same settings with the channel made weaker.
+async fn weaker_channels_need_credentials_restated(kind: StoreKind) {
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let first = get(&a).await;
+    let set = patch(
+        &a,
+        &first.etag,
+        json!({
+            "email": {"smtp": {"host": "mail.bank.example", "port": 465, "security": "tls", "password": "smtp-pw-1"}},
+            "sms": {
+                "url": "https://gw.bank.example/send",
+                "request_headers": ["Authorization: Bearer gw-token-1"],
+                "request_body": "user=bank&password=gw-pw-1&to={recipient}&text={message}"
+            }
+        }),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let shown = get(&a).await;
+
+    // Act: the same hosts, over plain http and weaker SMTP security, credentials left in place.
+    let http = patch(
+        &a,
+        &shown.etag,
+        json!({"sms": {"url": "http://gw.bank.example/send",
+                       "request_headers": shown.body["sms"]["request_headers"]}}),
+    )
+    .await;
+    let starttls = patch(
+        &a,
+        &shown.etag,
+        json!({"email": {"smtp": {"port": 587, "security": "starttls"}}}),
+    )
+    .await;
+    let plain = patch(
+        &a,
+        &shown.etag,
+        json!({"email": {"smtp": {"port": 25, "security": "none"}}}),
+    )
+    .await;
+    let http_restated = patch(
+        &a,
+        &shown.etag,
+        json!({"sms": {"url": "http://gw.bank.example/send",
+                       "request_headers": ["Authorization: Bearer gw-token-2"],
+                       "request_body": "user=bank&password=gw-pw-2&to={recipient}&text={message}"}}),
+    )
+    .await;
+    let now = get(&a).await;
+    let plain_restated = patch(
+        &a,
+        &now.etag,
+        json!({"email": {"smtp": {"port": 25, "security": "none", "password": "smtp-pw-2"}}}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(http.status, 400, "{}", http.body);
+    assert_eq!(http.body["key"], "sms.request_headers", "{}", http.body);
+    for (weaker, what) in [(&starttls, "tls to starttls"), (&plain, "tls to none")] {
+        assert_eq!(weaker.status, 400, "{what}: {}", weaker.body);
+        assert_eq!(
+            weaker.body["key"], "email.smtp.password",
+            "{what}: {}",
+            weaker.body
+        );
+    }
+    assert_eq!(
+        http_restated.status, 200,
+        "restated: {}",
+        http_restated.body
+    );
+    assert_eq!(
+        plain_restated.status, 200,
+        "restated: {}",
+        plain_restated.body
+    );
+}
+both_stores!(
+    weaker_channels_need_credentials_restated_,
+    weaker_channels_need_credentials_restated
+);
+
+/// Link-local hosts (a cloud metadata service) are refused live and at start, in any environment.
+async fn link_local_hosts_are_refused(kind: StoreKind) {
+    let a = spawn_app_with(kind, &admin_tokens()).await;
+    let first = get(&a).await;
+
+    let metadata = patch(
+        &a,
+        &first.etag,
+        json!({"sms": {"url": "http://169.254.169.254/latest/meta-data?to={recipient}"}}),
+    )
+    .await;
+    let v6 = patch(
+        &a,
+        &first.etag,
+        json!({"email": {"smtp": {"host": "fe80::1"}}}),
+    )
+    .await;
+    let at_start = [
+        (
+            "[sms]\nurl = \"http://169.254.169.254/x?to={recipient}\"\n",
+            "sms.url",
+        ),
+        ("[sms]\nurl = \"https://[fe80::1]/x\"\n", "sms.url"),
+        ("[email.smtp]\nhost = \"169.254.10.1\"\n", "email.smtp.host"),
+        ("[email.smtp]\nhost = \"[fe80::a:1]\"\n", "email.smtp.host"),
+    ]
+    .map(|(toml, key)| {
+        let err = twofactor::config::Settings::from_toml(toml)
+            .map(|_| ())
+            .err();
+        (err.map(|e| e.to_string()).unwrap_or_default(), key)
+    });
+
+    assert_eq!(metadata.status, 400, "{}", metadata.body);
+    assert_eq!(metadata.body["key"], "sms.url", "{}", metadata.body);
+    assert_eq!(v6.status, 400, "{}", v6.body);
+    assert_eq!(v6.body["key"], "email.smtp.host", "{}", v6.body);
+    for (err, key) in at_start {
+        assert!(
+            err.contains(key) && err.contains("link-local"),
+            "{key}: {err:?}"
+        );
+    }
+    assert_eq!(
+        get(&a).await.etag,
+        first.etag,
+        "nothing was changed by a refused patch"
+    );
+}
+both_stores!(link_local_hosts_are_refused_, link_local_hosts_are_refused);

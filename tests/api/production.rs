@@ -127,3 +127,139 @@ allowed_networks = ["127.0.0.1/32"]
         "the error names the key: {err}"
     );
 }
+
+/// A production configuration that loads, for adding one rule's settings to.
+fn loadable_production() -> String {
+    format!(
+        r#"
+[server]
+environment = "production"
+[store]
+url = "{}"
+[security]
+encryption_key = "{TEST_KEY}"
+allowed_networks = ["127.0.0.1/32"]
+"#,
+        redis().url()
+    )
+}
+
+#[test]
+fn production_refuses_credentials_in_clear_except_towards_loopback() {
+    // Arrange: each delivery setting, and the key production refuses it under (None: accepted).
+    let cases = [
+        ("[sms]\nurl = \"http://gw.example/send\"\n", Some("sms.url")),
+        ("[sms]\nurl = \"HTTP://gw.example/send\"\n", Some("sms.url")),
+        ("[sms]\nurl = \"https://gw.example/send\"\n", None),
+        ("[sms]\nurl = \"http://127.0.0.1:9000/send\"\n", None),
+        ("[sms]\nurl = \"http://127.8.0.1:9000/send\"\n", None),
+        ("[sms]\nurl = \"http://localhost:9000/send\"\n", None),
+        ("[sms]\nurl = \"http://[::1]:9000/send\"\n", None),
+        (
+            "[email.smtp]\nhost = \"mail.example\"\nsecurity = \"none\"\n",
+            Some("email.smtp.security"),
+        ),
+        (
+            "[email.smtp]\nhost = \"mail.example\"\nsecurity = \"starttls\"\n",
+            None,
+        ),
+        (
+            "[email.smtp]\nhost = \"mail.example\"\nsecurity = \"tls\"\n",
+            None,
+        ),
+        (
+            "[email.smtp]\nhost = \"localhost\"\nsecurity = \"none\"\n",
+            None,
+        ),
+        (
+            "[email.smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n",
+            None,
+        ),
+    ];
+    let base = loadable_production();
+
+    for (layer, refused_as) in cases {
+        // Act
+        let loaded = twofactor::config::Settings::from_layers(&[&base, layer]);
+        let in_development = twofactor::config::Settings::from_toml(layer);
+
+        // Assert
+        match refused_as {
+            None => assert!(loaded.is_ok(), "{layer}: {:?}", loaded.err()),
+            Some(key) => {
+                let err = loaded.map(|_| ()).expect_err(layer).to_string();
+                assert!(err.contains(key), "{layer}: the error names {key}: {err}");
+            }
+        }
+        assert!(
+            in_development.is_ok(),
+            "development accepts {layer}: {:?}",
+            in_development.err()
+        );
+    }
+}
+
+async fn production_patch(app: &TestApp, patch: serde_json::Value) -> (u16, serde_json::Value) {
+    let url = format!("{}/admin/v1/settings", app.address);
+    let token = crate::helpers::LONG_ADMIN_TOKEN;
+    let current = app
+        .client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET settings");
+    let etag = current
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let res = app
+        .client
+        .patch(&url)
+        .bearer_auth(token)
+        .header("If-Match", etag)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .expect("PATCH settings");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_credentials_in_clear_set_live() {
+    // Arrange
+    let app = spawn_app_with(
+        StoreKind::Redis,
+        &format!("{PRODUCTION}{}", crate::helpers::admin_tokens()),
+    )
+    .await;
+
+    // Act
+    let http = production_patch(
+        &app,
+        serde_json::json!({"sms": {"url": "http://gw.bank.example/send?to={recipient}"}}),
+    )
+    .await;
+    let plain = production_patch(
+        &app,
+        serde_json::json!({"email": {"smtp": {"host": "mail.bank.example", "security": "none"}}}),
+    )
+    .await;
+    let https = production_patch(
+        &app,
+        serde_json::json!({"sms": {"url": "https://gw.bank.example/send?to={recipient}"},
+                           "email": {"smtp": {"host": "mail.bank.example", "security": "starttls"}}}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(http.0, 400, "{}", http.1);
+    assert_eq!(http.1["key"], "sms.url", "{}", http.1);
+    assert_eq!(plain.0, 400, "{}", plain.1);
+    assert_eq!(plain.1["key"], "email.smtp.security", "{}", plain.1);
+    assert_eq!(https.0, 200, "{}", https.1);
+}
