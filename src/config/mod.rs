@@ -297,6 +297,10 @@ pub struct SecuritySettings {
     /// Failed client authentications allowed per client id, and per peer address, in a window.
     pub oauth_max_failures: u64,
     pub oauth_failure_window_seconds: u64,
+    /// Wrong Basic passwords allowed per peer address (IPv6 by /64) in a window; past it that
+    /// address gets 429 until the window ends. 0 turns the limit off.
+    pub basic_max_failures: u64,
+    pub basic_failure_window_seconds: u64,
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address, parsed when the settings load.
@@ -1025,6 +1029,12 @@ impl Settings {
                 "must be 1 to 86400",
             ));
         }
+        if !(1..=86_400).contains(&sec.basic_failure_window_seconds) {
+            return Err(invalid(
+                "security.basic_failure_window_seconds",
+                "must be 1 to 86400",
+            ));
+        }
         Ok(())
     }
 
@@ -1054,6 +1064,17 @@ impl Settings {
                 "security.auth_scheme",
                 "production refuses callers nobody checks: set auth_scheme = \"basic\" (with user_id and password), \
                  \"bearer\" (with oauth_clients) or both, or list the callflow servers in security.allowed_networks",
+            ));
+        }
+        // The limit on wrong passwords is per address: an attacker with many addresses still
+        // guesses, so the password itself must be out of reach of guessing.
+        if self.security.auth_scheme.has(AuthScheme::Basic)
+            && self.security.password.expose_secret().chars().count() < 16
+        {
+            return Err(invalid(
+                "security.password",
+                "production needs a Basic password of at least 16 characters (openssl rand -base64 24): \
+                 wrong passwords are limited per address only, so a short one falls to guessing from many addresses",
             ));
         }
         if self
@@ -1308,6 +1329,28 @@ mod tests {
                 .expect("configured");
         assert_eq!(s.email_transport(), EmailTransport::Smtp);
         assert_eq!(s.sms_transport(), SmsTransport::Http);
+    }
+
+    #[test]
+    fn production_wants_a_basic_password_of_16_characters() {
+        let prod =
+            "[server]\nenvironment = \"production\"\n[store]\nurl = \"redis://127.0.0.1:6379/\"\n";
+        let basic = |password: &str| {
+            format!(
+                "[security]\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n\
+                 auth_scheme = \"basic\"\nuser_id = \"gia\"\npassword = \"{password}\"\n"
+            )
+        };
+        let err = Settings::from_layers(&[prod, &basic("fifteen-chars-x")])
+            .expect_err("a 15-character password in production")
+            .to_string();
+        assert!(
+            err.contains("security.password") && err.contains("16 characters"),
+            "{err}"
+        );
+        Settings::from_layers(&[prod, &basic("sixteen-chars-xy")])
+            .expect("16 characters are enough");
+        Settings::from_layers(&[&basic("short")]).expect("development takes any password");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod admin;
 mod admin_desk;
 mod admin_listener;
 mod admin_page;
+mod caller_credentials;
 mod caller_limits;
 mod cluster;
 mod concurrency;

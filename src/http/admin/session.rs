@@ -212,7 +212,11 @@ pub async fn login(
         return Err(disabled());
     }
     let peer = peer(&req);
-    let failures_key = state.keys.admin_login_failures(&peer);
+    // Peers outside admin.allowed_networks never get here: the /admin middleware refuses them
+    // before anything is counted.
+    let failures_key = state
+        .keys
+        .admin_login_failures(&crate::http::caller_auth::peer_key_of(req.peer_addr()));
     // Counted before the token is looked at, so a burst of parallel guesses meets the limit too;
     // a right token gives its count back.
     let attempts = state
