@@ -456,6 +456,12 @@ pub struct AdminSettings {
     pub allowed_networks: Vec<Network>,
     /// Admin page sessions end after this many seconds without a request.
     pub session_idle_seconds: u64,
+    /// Admin page sessions end this long after login, however busy (absolute lifetime).
+    pub session_max_seconds: u64,
+    /// `Secure` on the session cookie; unset means on in production or with `server.tls_cert_file`
+    /// (see [`Settings::admin_cookie_secure`]).
+    #[serde(default)]
+    pub cookie_secure: Option<bool>,
     /// Origins (`https://desk.example`) given CORS headers on `/admin`; empty gives none.
     pub allowed_origins: Vec<String>,
 }
@@ -685,6 +691,9 @@ impl Settings {
         }
         if !(1..=86_400).contains(&self.admin.session_idle_seconds) {
             return Err(invalid("admin.session_idle_seconds", "must be 1 to 86400"));
+        }
+        if !(1..=604_800).contains(&self.admin.session_max_seconds) {
+            return Err(invalid("admin.session_max_seconds", "must be 1 to 604800"));
         }
         admin::check_origins(&self.admin.allowed_origins)
             .map_err(|reason| invalid("admin.allowed_origins", reason))?;
@@ -1091,6 +1100,15 @@ impl Settings {
         Ok(())
     }
 
+    /// Whether the admin session cookie carries `Secure`: `admin.cookie_secure` when set, else on
+    /// in production (TLS is terminated somewhere in front of it) or when this server speaks TLS.
+    pub fn admin_cookie_secure(&self) -> bool {
+        self.admin.cookie_secure.unwrap_or(
+            self.server.environment == Environment::Production
+                || !self.server.tls_cert_file.is_empty(),
+        )
+    }
+
     /// The email transport after resolving `auto`.
     pub fn email_transport(&self) -> EmailTransport {
         match self.email.transport {
@@ -1193,6 +1211,14 @@ mod tests {
             (
                 "[admin]\nsession_idle_seconds = 0",
                 "admin.session_idle_seconds",
+            ),
+            (
+                "[admin]\nsession_max_seconds = 0",
+                "admin.session_max_seconds",
+            ),
+            (
+                "[security]\nbasic_failure_window_seconds = 0",
+                "security.basic_failure_window_seconds",
             ),
             (
                 "[admin]\nallowed_origins = [\"https://x.example/path\"]",
@@ -1320,18 +1346,6 @@ mod tests {
     }
 
     #[test]
-    fn outbox_is_the_default_only_while_nothing_is_configured() {
-        let s = Settings::from_toml("").expect("defaults");
-        assert_eq!(s.email_transport(), EmailTransport::Outbox);
-        assert_eq!(s.sms_transport(), SmsTransport::Outbox);
-        let s =
-            Settings::from_toml("[email.smtp]\nhost = \"mail\"\n[sms]\nurl = \"http://gw/send\"")
-                .expect("configured");
-        assert_eq!(s.email_transport(), EmailTransport::Smtp);
-        assert_eq!(s.sms_transport(), SmsTransport::Http);
-    }
-
-    #[test]
     fn production_wants_a_basic_password_of_16_characters() {
         let prod =
             "[server]\nenvironment = \"production\"\n[store]\nurl = \"redis://127.0.0.1:6379/\"\n";
@@ -1351,6 +1365,18 @@ mod tests {
         Settings::from_layers(&[prod, &basic("sixteen-chars-xy")])
             .expect("16 characters are enough");
         Settings::from_layers(&[&basic("short")]).expect("development takes any password");
+    }
+
+    #[test]
+    fn outbox_is_the_default_only_while_nothing_is_configured() {
+        let s = Settings::from_toml("").expect("defaults");
+        assert_eq!(s.email_transport(), EmailTransport::Outbox);
+        assert_eq!(s.sms_transport(), SmsTransport::Outbox);
+        let s =
+            Settings::from_toml("[email.smtp]\nhost = \"mail\"\n[sms]\nurl = \"http://gw/send\"")
+                .expect("configured");
+        assert_eq!(s.email_transport(), EmailTransport::Smtp);
+        assert_eq!(s.sms_transport(), SmsTransport::Http);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod helpers;
 mod abuse;
 mod admin;
 mod admin_desk;
+mod admin_hardening;
 mod admin_listener;
 mod admin_page;
 mod caller_credentials;
