@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Forbidden,
     /// The body did not arrive within `server.body_timeout_ms`.
     RequestTimeout,
+    /// A limit refused the caller for a while (the answer's `Retry-After` says how long).
+    TooManyRequests,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,7 @@ impl ResponseError for ApiError {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 

@@ -132,6 +132,15 @@ impl Application {
             }
             None => None,
         };
+        if admin_here
+            && settings.server.environment == crate::config::Environment::Production
+            && settings.admin.allowed_networks.is_empty()
+        {
+            tracing::warn!(
+                "/metrics answers 403 to everyone: in production it is served on the admin listener only \
+                 (set admin.bind, e.g. 127.0.0.1:9090) or to the scrapers listed in admin.allowed_networks"
+            );
+        }
         let sec = &settings.security;
         let secrets_in_clear = !sec.auth_scheme.is_none() || !sec.oauth_clients.is_empty();
         if secrets_in_clear && scheme == "http" {

@@ -307,6 +307,10 @@ pub struct SecuritySettings {
     /// Failed client authentications allowed per client id, and per peer address, in a window.
     pub oauth_max_failures: u64,
     pub oauth_failure_window_seconds: u64,
+    /// Wrong Basic passwords allowed per peer address (IPv6 by /64) in a window; past it that
+    /// address gets 429 until the window ends. 0 turns the limit off.
+    pub basic_max_failures: u64,
+    pub basic_failure_window_seconds: u64,
 }
 
 /// A CIDR (`10.0.0.0/8`) or a single address, parsed when the settings load.
@@ -462,6 +466,12 @@ pub struct AdminSettings {
     pub allowed_networks: Vec<Network>,
     /// Admin page sessions end after this many seconds without a request.
     pub session_idle_seconds: u64,
+    /// Admin page sessions end this long after login, however busy (absolute lifetime).
+    pub session_max_seconds: u64,
+    /// `Secure` on the session cookie; unset means on in production or with `server.tls_cert_file`
+    /// (see [`Settings::admin_cookie_secure`]).
+    #[serde(default)]
+    pub cookie_secure: Option<bool>,
     /// Origins (`https://desk.example`) given CORS headers on `/admin`; empty gives none.
     pub allowed_origins: Vec<String>,
 }
@@ -691,6 +701,9 @@ impl Settings {
         }
         if !(1..=86_400).contains(&self.admin.session_idle_seconds) {
             return Err(invalid("admin.session_idle_seconds", "must be 1 to 86400"));
+        }
+        if !(1..=604_800).contains(&self.admin.session_max_seconds) {
+            return Err(invalid("admin.session_max_seconds", "must be 1 to 604800"));
         }
         admin::check_origins(&self.admin.allowed_origins)
             .map_err(|reason| invalid("admin.allowed_origins", reason))?;
@@ -1054,6 +1067,12 @@ impl Settings {
                 "must be 1 to 86400",
             ));
         }
+        if !(1..=86_400).contains(&sec.basic_failure_window_seconds) {
+            return Err(invalid(
+                "security.basic_failure_window_seconds",
+                "must be 1 to 86400",
+            ));
+        }
         Ok(())
     }
 
@@ -1085,6 +1104,17 @@ impl Settings {
                  \"bearer\" (with oauth_clients) or both, or list the callflow servers in security.allowed_networks",
             ));
         }
+        // The limit on wrong passwords is per address: an attacker with many addresses still
+        // guesses, so the password itself must be out of reach of guessing.
+        if self.security.auth_scheme.has(AuthScheme::Basic)
+            && self.security.password.expose_secret().chars().count() < 16
+        {
+            return Err(invalid(
+                "security.password",
+                "production needs a Basic password of at least 16 characters (openssl rand -base64 24): \
+                 wrong passwords are limited per address only, so a short one falls to guessing from many addresses",
+            ));
+        }
         if self
             .admin
             .tokens
@@ -1097,6 +1127,15 @@ impl Settings {
             ));
         }
         outbound::validate_production(self)
+    }
+
+    /// Whether the admin session cookie carries `Secure`: `admin.cookie_secure` when set, else on
+    /// in production (TLS is terminated somewhere in front of it) or when this server speaks TLS.
+    pub fn admin_cookie_secure(&self) -> bool {
+        self.admin.cookie_secure.unwrap_or(
+            self.server.environment == Environment::Production
+                || !self.server.tls_cert_file.is_empty(),
+        )
     }
 
     /// The email transport after resolving `auto`.
@@ -1201,6 +1240,14 @@ mod tests {
             (
                 "[admin]\nsession_idle_seconds = 0",
                 "admin.session_idle_seconds",
+            ),
+            (
+                "[admin]\nsession_max_seconds = 0",
+                "admin.session_max_seconds",
+            ),
+            (
+                "[security]\nbasic_failure_window_seconds = 0",
+                "security.basic_failure_window_seconds",
             ),
             (
                 "[admin]\nallowed_origins = [\"https://x.example/path\"]",
@@ -1325,6 +1372,28 @@ mod tests {
         .expect_err("a list of none is still none")
         .to_string();
         assert!(err.contains("security.auth_scheme"), "{err}");
+    }
+
+    #[test]
+    fn production_wants_a_basic_password_of_16_characters() {
+        let prod =
+            "[server]\nenvironment = \"production\"\n[store]\nurl = \"redis://127.0.0.1:6379/\"\n";
+        let basic = |password: &str| {
+            format!(
+                "[security]\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n\
+                 auth_scheme = \"basic\"\nuser_id = \"gia\"\npassword = \"{password}\"\n"
+            )
+        };
+        let err = Settings::from_layers(&[prod, &basic("fifteen-chars-x")])
+            .expect_err("a 15-character password in production")
+            .to_string();
+        assert!(
+            err.contains("security.password") && err.contains("16 characters"),
+            "{err}"
+        );
+        Settings::from_layers(&[prod, &basic("sixteen-chars-xy")])
+            .expect("16 characters are enough");
+        Settings::from_layers(&[&basic("short")]).expect("development takes any password");
     }
 
     #[test]

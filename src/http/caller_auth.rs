@@ -3,7 +3,13 @@
 //! its own REST APIs), `bearer` (a token from `/oauth/token`) or both; else 401 with one
 //! `WWW-Authenticate` challenge per listed scheme. Refusals use the endpoint's shape, XML or JSON.
 //!
+//! Wrong Basic passwords are counted per peer address in the store: past
+//! `security.basic_max_failures` in `security.basic_failure_window_seconds` that address gets 429
+//! with `Retry-After`, the right password included, until the window ends; other addresses are not
+//! touched. Addresses outside `security.allowed_networks` are refused before anything is counted.
+//!
 //! The peer address is the TCP peer: `X-Forwarded-For` is not trusted, since any caller can set it.
+//! Every per-address counter (here, `/oauth/token`, the admin login) keys it by [`peer_key`].
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -69,10 +75,20 @@ pub async fn guard(
             ErrorKind::Unauthorized,
             "the bearer token is not valid: it is unknown, expired or revoked; fetch a new one from /oauth/token".to_string(),
         ),
+        Refusal::BasicLimited { retry_after } => (
+            ErrorKind::TooManyRequests,
+            format!(
+                "too many wrong credentials from this address: retry after {retry_after} seconds"
+            ),
+        ),
     };
     let err = ApiError::new(endpoint, kind, &snapshot.settings.statuses.error, message)
         .in_format(format());
     let mut res = err.error_response();
+    if let Refusal::BasicLimited { retry_after } = refusal {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
     if kind == ErrorKind::Unauthorized {
         // One challenge per scheme the caller may use; a refused token says why (RFC 6750 §3.1).
         let headers = res.headers_mut();
@@ -103,6 +119,10 @@ enum Refusal {
     NoCredentials,
     WrongBasic,
     BadToken,
+    /// The address is over `security.basic_max_failures`; seconds left in its window.
+    BasicLimited {
+        retry_after: u64,
+    },
 }
 
 /// What the 401 message asks for.
@@ -132,7 +152,14 @@ async fn credentials_ok(
         .unwrap_or("");
     let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header, ""));
     if scheme.eq_ignore_ascii_case("basic") && sec.auth_scheme.has(AuthScheme::Basic) {
-        if basic_ok(rest, sec) {
+        let right = basic_ok(rest, sec);
+        if let Some(retry_after) = basic_limited(req, state, sec, right).await? {
+            metrics::counter!("twofactor_caller_refused_total", "reason" => "basic_limited")
+                .increment(1);
+            tracing::warn!(peer = ?req.peer_addr().map(|a| a.ip()), retry_after, "caller refused: too many wrong Basic credentials from this address");
+            return Ok(Some(Refusal::BasicLimited { retry_after }));
+        }
+        if right {
             return Ok(None);
         }
         metrics::counter!("twofactor_caller_refused_total", "reason" => "credentials").increment(1);
@@ -160,6 +187,80 @@ async fn credentials_ok(
     metrics::counter!("twofactor_caller_refused_total", "reason" => "credentials").increment(1);
     tracing::warn!("caller refused: no credentials of a scheme in security.auth_scheme");
     Ok(Some(Refusal::NoCredentials))
+}
+
+/// Counts a wrong Basic password against the peer's address and tells whether that address is
+/// over `security.basic_max_failures`; `Some` holds the seconds left in its window.
+///
+/// The password is judged first (no store needed), then one store operation decides: a wrong one
+/// increments, a right one only reads. Redis (or the memory store's lock) orders those operations,
+/// so however many guesses race, a right password is accepted only while fewer than the limit of
+/// wrong ones came before it.
+async fn basic_limited(
+    req: &ServiceRequest,
+    state: &AppState,
+    sec: &SecuritySettings,
+    right: bool,
+) -> Result<Option<u64>, crate::store::StoreError> {
+    if sec.basic_max_failures == 0 {
+        return Ok(None);
+    }
+    let key = state.keys.basic_failures(&peer_key_of(req.peer_addr()));
+    let window = std::time::Duration::from_secs(sec.basic_failure_window_seconds);
+    let over = if right {
+        let count = bounded(state.store.get(&key))
+            .await?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        count >= sec.basic_max_failures
+    } else {
+        bounded(state.store.incr_window(&key, window)).await? > sec.basic_max_failures
+    };
+    if !over {
+        return Ok(None);
+    }
+    let left = match bounded(state.store.ttl(&key)).await? {
+        // Rounded up, so a client that waits exactly this long finds the window over.
+        crate::store::Ttl::Left(d) => d.as_millis().div_ceil(1000).max(1) as u64,
+        // Gone in between: the window has just ended.
+        crate::store::Ttl::Missing => 1,
+        crate::store::Ttl::Forever => window.as_secs(),
+    };
+    Ok(Some(left))
+}
+
+/// A store call bounded like the token lookup, so a slow store still leaves the handler time to
+/// answer the callflow.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, crate::store::StoreError> {
+    tokio::time::timeout(TOKEN_LOOKUP_DEADLINE, call)
+        .await
+        .map_err(|_| {
+            crate::store::StoreError::Unavailable("the store did not answer in time".into())
+        })?
+}
+
+/// The key a peer's per-address counters are kept under: an IPv4 address as it is (an IPv4-mapped
+/// IPv6 address as its IPv4), any other IPv6 address as its /64 network (`2001:db8:1:2::/64`).
+/// One subscriber or host is usually handed a whole /64, so counting single IPv6 addresses would
+/// let it rotate through 2^64 of them: past every limit, and filling the store with counters.
+pub fn peer_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => ipnet::Ipv6Net::new(v6, 64)
+                .map(|n| n.trunc().to_string())
+                .unwrap_or_else(|_| v6.to_string()),
+        },
+    }
+}
+
+/// [`peer_key`] of a request's TCP peer; `unknown` without one (one shared counter, never none).
+pub fn peer_key_of(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map(|a| peer_key(a.ip()))
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn peer_allowed(req: &ServiceRequest, sec: &SecuritySettings) -> bool {
@@ -195,4 +296,42 @@ fn basic_ok(encoded: &str, sec: &SecuritySettings) -> bool {
     let user_ok = crate::crypto::same_secret(user, sec.user_id.as_bytes());
     let password_ok = crate::crypto::same_secret(password, sec.password.expose_secret().as_bytes());
     bool::from(user_ok & password_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_keys_group_ipv6_by_64_and_keep_ipv4() {
+        let cases = [
+            ("192.0.2.7", "192.0.2.7", "IPv4 as it is"),
+            (
+                "::ffff:192.0.2.7",
+                "192.0.2.7",
+                "IPv4-mapped IPv6 is its IPv4",
+            ),
+            (
+                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
+                "2001:db8:1:2::/64",
+                "IPv6 is its /64",
+            ),
+            (
+                "2001:db8:1:2::1",
+                "2001:db8:1:2::/64",
+                "another address of that /64 shares its key",
+            ),
+            (
+                "2001:db8:1:3::1",
+                "2001:db8:1:3::/64",
+                "the next /64 does not",
+            ),
+            ("::1", "::/64", "loopback"),
+        ];
+        for (ip, want, what) in cases {
+            let ip: std::net::IpAddr = ip.parse().expect("an address");
+            assert_eq!(peer_key(ip), want, "{what}");
+        }
+        assert_eq!(peer_key_of(None), "unknown");
+    }
 }

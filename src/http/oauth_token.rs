@@ -1,8 +1,11 @@
 //! `POST /oauth/token`: the client-credentials grant (RFC 6749 §4.4). The client authenticates
 //! with HTTP Basic or with `client_id` and `client_secret` in the form body (§2.3.1); errors are
-//! §5.2 JSON. Failed client authentications are counted per client id and per peer address;
-//! over `security.oauth_max_failures` in `security.oauth_failure_window_seconds` the endpoint
-//! answers 429 to that id or address, whatever the secret, until the window ends.
+//! §5.2 JSON. Failed client authentications are counted per peer address (IPv6 by /64, see
+//! `caller_auth::peer_key`): over `security.oauth_max_failures` in
+//! `security.oauth_failure_window_seconds` the endpoint answers 429 to that address, whatever the
+//! secret, until the window ends. They are counted per client id too, but only to warn: a client id
+//! is no secret, and refusing by id would let a stranger who knows it stop that client everywhere,
+//! so the right secret from an address that has not been guessing always gets its token.
 
 use std::time::Duration;
 
@@ -191,55 +194,41 @@ pub async fn token(
         Credentials::Bad(why) => return invalid_request(why),
     };
 
-    // Counted before the secret is looked at, so a burst of parallel guesses meets the limit too;
-    // a right secret gives its count back.
+    // The address is counted before the secret is looked at, so a burst of parallel guesses meets
+    // the limit too; a right secret gives its count back. Only the address is ever refused: a
+    // client id is no secret, so refusing per id would let anyone who knows it stop that client.
     let window = Duration::from_secs(sec.oauth_failure_window_seconds);
-    // The address first, and stop there when it is over: one address spraying made-up client ids
-    // then makes at most its allowance of per-id counters, not one per request.
-    let all = [
-        state.keys.oauth_peer_failures(&peer),
-        state.keys.oauth_client_failures(
-            &state
-                .keyring
-                .digest(&["oauth client id", &truncate(&id, 256)]),
-        ),
-    ];
-    let mut counted = 0;
-    let mut over = false;
-    for key in &all {
-        match state.store.incr_window(key, window).await {
-            Ok(n) => {
-                counted += 1;
-                over = n > sec.oauth_max_failures;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "token refused: store unavailable");
-                return unavailable();
-            }
+    let peer_counter = state
+        .keys
+        .oauth_peer_failures(&super::caller_auth::peer_key_of(req.peer_addr()));
+    let attempts = match state.store.incr_window(&peer_counter, window).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "token refused: store unavailable");
+            return unavailable();
         }
-        if over {
-            break;
-        }
-    }
-    let counters = &all[..counted];
+    };
     let give_back = || async {
-        for key in counters {
-            if let Err(e) = state.store.decr(key).await {
-                tracing::warn!(error = %e, "could not give back a token attempt");
-            }
+        if let Err(e) = state.store.decr(&peer_counter).await {
+            tracing::warn!(error = %e, "could not give back a token attempt");
         }
     };
     let client_log = format!("{:?}", truncate(&id, 64));
-    if over {
+    if attempts > sec.oauth_max_failures {
         give_back().await;
-        tracing::warn!(target: "audit", event = "oauth-token", client = %client_log, peer = %peer, outcome = "rate-limited", "token refused: too many failed client authentications");
+        let retry_after = match state.store.ttl(&peer_counter).await {
+            // Rounded up, so a client that waits exactly this long finds the window over.
+            Ok(crate::store::Ttl::Left(d)) => d.as_millis().div_ceil(1000).max(1) as u64,
+            _ => window.as_secs(),
+        };
+        tracing::warn!(target: "audit", event = "oauth-token", client = %client_log, peer = %peer, outcome = "rate-limited", "token refused: too many failed client authentications from this address");
         let mut res = error(
             StatusCode::TOO_MANY_REQUESTS,
             "invalid_client",
-            "too many failed client authentications for this client id or address: try again later",
+            "too many failed client authentications from this address: try again later",
         );
         res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(window.as_secs()));
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         return res;
     }
     let client = candidates(&id, &secret)
@@ -247,6 +236,7 @@ pub async fn token(
         .find_map(|(i, s)| oauth::authenticate(sec, i, s));
     let Some(client) = client else {
         tracing::warn!(target: "audit", event = "oauth-token", client = %client_log, peer = %peer, outcome = "bad-credentials", "token refused: unknown client or wrong secret");
+        alert_client_guessing(&state, sec, &id, &client_log, window).await;
         return invalid_client();
     };
     give_back().await;
@@ -266,6 +256,47 @@ pub async fn token(
             "token_type": "Bearer",
             "expires_in": sec.oauth_token_ttl_seconds,
         }))
+}
+
+/// Counts a failed authentication against the client id (keyed by a digest, so any string a caller
+/// sends makes a short key) and, past `security.oauth_max_failures` in the window, warns once per
+/// window per id and counts `twofactor_oauth_client_guessing_total`. Never refuses: someone is
+/// guessing that client's secret from many addresses, which the operator should hear about, but
+/// the client's own requests from its own addresses must keep working.
+async fn alert_client_guessing(
+    state: &AppState,
+    sec: &crate::config::SecuritySettings,
+    id: &str,
+    client_log: &str,
+    window: Duration,
+) {
+    let digest = state
+        .keyring
+        .digest(&["oauth client id", &truncate(id, 256)]);
+    let counted = state
+        .store
+        .incr_window(&state.keys.oauth_client_failures(&digest), window)
+        .await;
+    let first_alert = match counted {
+        Ok(n) if n > sec.oauth_max_failures => {
+            state
+                .store
+                .set_nx(&state.keys.oauth_client_alert(&digest), "1", window)
+                .await
+        }
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
+    };
+    match first_alert {
+        Ok(true) => {
+            metrics::counter!("twofactor_oauth_client_guessing_total").increment(1);
+            tracing::warn!(target: "audit", event = "oauth-token", client = %client_log, outcome = "client-guessing", max_failures = sec.oauth_max_failures, window_seconds = window.as_secs(), "more failed client authentications for this client id than security.oauth_max_failures in the window, from any addresses: someone may be guessing its secret (not refused; add security.allowed_networks to fence it)");
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count a failed client authentication against its client id")
+        }
+    }
 }
 
 /// The form body (RFC 6749 §4.4.2: `application/x-www-form-urlencoded`), each name at most once.

@@ -132,7 +132,7 @@ impl Keys {
     pub fn admin_session(&self, id_digest: &str) -> String {
         format!("{}admin:session:{id_digest}", self.prefix)
     }
-    /// Wrong admin logins from one peer address in the current minute.
+    /// Wrong admin logins from one peer address (its `caller_auth::peer_key`) in the current minute.
     pub fn admin_login_failures(&self, peer: &str) -> String {
         format!("{}admin:login-failures:{peer}", self.prefix)
     }
@@ -146,9 +146,20 @@ impl Keys {
     pub fn oauth_client_failures(&self, client_digest: &str) -> String {
         format!("{}oauth:failures:client:{client_digest}", self.prefix)
     }
-    /// Failed client authentications at `/oauth/token` from one peer address in the current window.
+    /// Failed client authentications at `/oauth/token` from one peer address (its
+    /// `caller_auth::peer_key`) in the current window.
     pub fn oauth_peer_failures(&self, peer: &str) -> String {
         format!("{}oauth:failures:peer:{peer}", self.prefix)
+    }
+    /// Set while a client id's guessing has been reported in the current window, so the warning is
+    /// logged once per window, not once per guess.
+    pub fn oauth_client_alert(&self, client_digest: &str) -> String {
+        format!("{}oauth:alerted:client:{client_digest}", self.prefix)
+    }
+    /// Wrong Basic passwords on the callflow endpoints from one peer address (its
+    /// `caller_auth::peer_key`) in the current window.
+    pub fn basic_failures(&self, peer: &str) -> String {
+        format!("{}caller:basic-failures:{peer}", self.prefix)
     }
     /// `<prefix><kind>:{<id>}`, written into one allocation of the right size: a check builds six.
     fn per_customer(&self, kind: &str, id: &CustomerId) -> String {

@@ -1,6 +1,7 @@
 //! OAuth 2.0 client credentials: `POST /oauth/token` (RFC 6749 §4.4, §5.2 errors) and bearer
 //! callers on `/v1`, on both stores; tokens shared by instances on one Redis, expiring, revoked
-//! with their client, limited after failed authentications, and never kept in clear.
+//! with their client, limited per address after failed authentications (per client id only an
+//! alert), and never kept in clear.
 
 use std::sync::Arc;
 
@@ -357,28 +358,82 @@ async fn a_token_from_one_instance_works_on_another_sharing_redis() {
     );
 }
 
-async fn failed_client_authentications_are_limited_per_client_and_per_address(kind: StoreKind) {
-    // Arrange
+async fn failed_client_authentications_are_limited_per_address(kind: StoreKind) {
+    // Arrange: a guesser on 127.0.0.2 that knows the client id; the client itself on 127.0.0.1.
     let app = spawn_app_with(kind, &oauth_settings("oauth_max_failures = 3")).await;
-    let attempt = |id: &'static str, secret: &'static str| token_request(&app, id, secret).send();
+    let guesser = crate::caller_credentials::client_from("127.0.0.2");
+    let from_guesser = |id: &'static str, secret: &'static str| {
+        guesser
+            .post(token_url(&app))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
 
-    // Act + Assert: three wrong secrets for the client, then even the right one waits.
+    // Act + Assert: three wrong secrets, then that address waits, even with the right secret.
     for _ in 0..3 {
-        let (status, body) = token_answer(attempt(CLIENT, "wrong").await.unwrap()).await;
+        let (status, body) = token_answer(from_guesser(CLIENT, "wrong").await.unwrap()).await;
         assert_eq!(status, 401, "{body}");
     }
-    let res = attempt(CLIENT, SECRET).await.unwrap();
-    assert_eq!(res.headers()["retry-after"], "300");
+    let res = from_guesser(CLIENT, SECRET).await.unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry), "Retry-After {retry}");
     let (status, body) = token_answer(res).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "invalid_client");
-    // The address is over its limit too: another client id from it waits as well.
-    let (status, _) = token_answer(attempt("another-id", "x").await.unwrap()).await;
+    // Another client id from that address waits as well.
+    let (status, _) = token_answer(from_guesser("another-id", "x").await.unwrap()).await;
     assert_eq!(status, 429);
+    // The client's own address, which has not been guessing, gets its token.
+    let (status, body) = token_by_basic(&app).await;
+    assert_eq!(status, 200, "the right secret from a fresh address: {body}");
 }
 both_stores!(
     limited,
-    failed_client_authentications_are_limited_per_client_and_per_address
+    failed_client_authentications_are_limited_per_address
+);
+
+async fn guessing_a_client_id_from_many_addresses_alerts_but_never_refuses(kind: StoreKind) {
+    // Arrange: two guessers, each under the per-address limit, together over it for the client id.
+    let app = spawn_app_with(kind, &oauth_settings("oauth_max_failures = 3")).await;
+    let alerts_before =
+        crate::helpers::metric_value(&app, "twofactor_oauth_client_guessing_total").await;
+
+    // Act
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let guesser = crate::caller_credentials::client_from(ip);
+        for _ in 0..3 {
+            let res = guesser
+                .post(token_url(&app))
+                .basic_auth(CLIENT, Some("wrong"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            let (status, body) = token_answer(res).await;
+            assert_eq!(status, 401, "{ip}: {body}");
+        }
+    }
+    let (status, body) = token_by_basic(&app).await;
+
+    // Assert: the client still gets its token, and the guessing was reported.
+    assert_eq!(status, 200, "{body}");
+    let alerts_after =
+        crate::helpers::metric_value(&app, "twofactor_oauth_client_guessing_total").await;
+    assert!(
+        alerts_after >= alerts_before + 1.0,
+        "guessing reported: {alerts_before} -> {alerts_after}"
+    );
+    let dump = format!("{:?}", app.store().dump(&app.prefix).await.unwrap());
+    assert!(dump.contains("oauth:alerted:client:"), "{dump}");
+}
+both_stores!(
+    client_guessing_alerts,
+    guessing_a_client_id_from_many_addresses_alerts_but_never_refuses
 );
 
 async fn a_right_secret_gives_its_count_back(kind: StoreKind) {

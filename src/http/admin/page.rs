@@ -1,6 +1,6 @@
 //! The admin page at `/admin/` (three files compiled into the binary: no CDN, no build step) and
-//! what every `/admin` answer carries: a strict Content-Security-Policy and friends, and CORS
-//! headers only for the origins `admin.allowed_origins` lists.
+//! what every `/admin` answer carries: a strict Content-Security-Policy and friends (HSTS too in
+//! production), and CORS headers only for the origins `admin.allowed_origins` lists.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,6 +19,9 @@ const APP_CSS: &str = include_str!("page/app.css");
 /// The page's own files only; `data:` images for the enrolment QR code; no framing, no `<base>`,
 /// forms post nowhere else. No inline script or style is needed, so none is allowed.
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// `Strict-Transport-Security` on every `/admin` answer in production: one year.
+pub const HSTS: &str = "max-age=31536000";
 
 /// Mounts `/admin/` (the page) and `/admin/session` beside `/admin/v1`, which must be mounted first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -75,9 +78,11 @@ pub async fn surface(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let (refusal, origin) = match req.app_data::<web::Data<AppState>>() {
+    let (refusal, origin, production) = match req.app_data::<web::Data<AppState>>() {
         Some(state) => {
             let snapshot = state.snapshot();
+            let production =
+                snapshot.settings.server.environment == crate::config::Environment::Production;
             let origin = req
                 .headers()
                 .get(header::ORIGIN)
@@ -90,11 +95,16 @@ pub async fn surface(
                         .any(|a| a.as_bytes() == o.as_bytes())
                 })
                 .cloned();
-            (super::auth::network_refusal(state, &req), origin)
+            (
+                super::auth::network_refusal(state, &req),
+                origin,
+                production,
+            )
         }
         None => (
             Some(AdminError::internal(&"application state missing")),
             None,
+            false,
         ),
     };
     let preflight = req.method() == Method::OPTIONS
@@ -109,6 +119,15 @@ pub async fn surface(
         (None, _) => next.call(req).await?.map_into_left_body(),
     };
     secure(res.headers_mut());
+    if production {
+        // Production is reached over TLS (here or at a proxy): browsers must never try plain HTTP
+        // for the admin page again, where the session cookie could be caught. Not
+        // includeSubDomains: other hosts of the domain are not this service's to decide.
+        res.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     if let Some(origin) = origin {
         cors(res.headers_mut(), origin, preflight);
     }

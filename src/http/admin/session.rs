@@ -3,8 +3,10 @@
 //!
 //! The cookie (`tfa_admin`, HttpOnly, SameSite=Strict, Path=/admin) holds a random id; the store
 //! keeps the session under a digest of that id, so a copy of the store cannot be replayed as a
-//! cookie. A session ends after `admin.session_idle_seconds` without a request, on logout, and when
-//! its token is removed or changed in `admin.tokens`. Every state-changing request made with the
+//! cookie. A session ends after `admin.session_idle_seconds` without a request,
+//! `admin.session_max_seconds` after login however busy it is, on logout, and when its token is
+//! removed or changed in `admin.tokens`. The cookie is `Secure` when `admin.cookie_secure` says so
+//! (by default in production, or when this server speaks TLS). Every state-changing request made with the
 //! cookie must carry `X-CSRF-Token` (the session's token, handed out at login), as Genesys' own
 //! cookie sessions do: a page on another site can make the browser send the cookie, but cannot
 //! read the token.
@@ -39,6 +41,10 @@ struct Record {
     /// A keyed digest of the token the session was made with: changing that token ends the session.
     token: String,
     csrf: String,
+    /// When the session was made (Unix seconds), for its absolute lifetime. A record written
+    /// before this existed reads as 0, so it has outlived any lifetime and ends.
+    #[serde(default)]
+    login_at: u64,
 }
 
 /// A session that passed its checks.
@@ -134,6 +140,16 @@ pub async fn resume(
         state.store.del(&key).await.map_err(store_error)?;
         return Err(expired());
     };
+    // However busy, a session ends this long after login: a stolen cookie is not good forever.
+    let age = state.clock.now_unix().saturating_sub(record.login_at);
+    let Some(left) = admin
+        .session_max_seconds
+        .checked_sub(age)
+        .filter(|l| *l > 0)
+    else {
+        state.store.del(&key).await.map_err(store_error)?;
+        return Err(expired());
+    };
     if !matches!(*method, Method::GET | Method::HEAD) {
         let sent = headers
             .get(CSRF_HEADER)
@@ -151,10 +167,14 @@ pub async fn resume(
             ));
         }
     }
-    // Only the timer restarts: a logout racing this request stays a logout.
+    // Only the timer restarts: a logout racing this request stays a logout. Never past the
+    // absolute end, so the store drops the session then by itself.
     state
         .store
-        .expire(&key, Duration::from_secs(admin.session_idle_seconds))
+        .expire(
+            &key,
+            Duration::from_secs(admin.session_idle_seconds.min(left)),
+        )
         .await
         .map_err(store_error)?;
     Ok(Resumed {
@@ -168,10 +188,10 @@ pub async fn resume(
 
 /// `Set-Cookie` for a new session, or (with `None`) one that makes the browser forget it.
 fn set_cookie(state: &AppState, id: Option<&str>) -> String {
-    let secure = if state.snapshot().settings.server.tls_cert_file.is_empty() {
-        ""
-    } else {
+    let secure = if state.snapshot().settings.admin_cookie_secure() {
         "; Secure"
+    } else {
+        ""
     };
     match id {
         Some(id) => format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/admin{secure}"),
@@ -212,7 +232,11 @@ pub async fn login(
         return Err(disabled());
     }
     let peer = peer(&req);
-    let failures_key = state.keys.admin_login_failures(&peer);
+    // Peers outside admin.allowed_networks never get here: the /admin middleware refuses them
+    // before anything is counted.
+    let failures_key = state
+        .keys
+        .admin_login_failures(&crate::http::caller_auth::peer_key_of(req.peer_addr()));
     // Counted before the token is looked at, so a burst of parallel guesses meets the limit too;
     // a right token gives its count back.
     let attempts = state
@@ -249,6 +273,7 @@ pub async fn login(
         name: token.name.clone(),
         token: token_digest(&state, &token.token),
         csrf: random_id(),
+        login_at: state.clock.now_unix(),
     };
     let raw = serde_json::to_string(&record).map_err(|e| AdminError::internal(&e))?;
     state
@@ -256,7 +281,9 @@ pub async fn login(
         .set(
             &session_key(&state, &id),
             &raw,
-            Some(Duration::from_secs(admin.session_idle_seconds)),
+            Some(Duration::from_secs(
+                admin.session_idle_seconds.min(admin.session_max_seconds),
+            )),
         )
         .await
         .map_err(store_error)?;
