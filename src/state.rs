@@ -38,6 +38,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub directory: Arc<Directory>,
     pub clock: Arc<dyn Clock>,
+    /// The last store probe, which `/readyz` answers from.
+    pub readiness: crate::http::health::Readiness,
 }
 
 impl AppState {
@@ -99,6 +101,7 @@ impl AppState {
             keyring,
             directory,
             clock: Arc::new(SystemClock),
+            readiness: Default::default(),
         })
     }
 

@@ -29,6 +29,7 @@ mod malformed;
 mod oauth;
 mod production;
 mod props;
+mod readiness;
 mod retry_grace;
 mod rotation;
 mod security;
