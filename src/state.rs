@@ -112,7 +112,7 @@ impl AppState {
 }
 
 /// The configured key ring; only the embedded memory store may run on a key made up at start.
-fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
+pub fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
     let key = settings.security.encryption_key.expose_secret();
     let previous: Vec<&str> = settings
         .security

@@ -79,10 +79,12 @@ async fn probe(state: &AppState) -> Verdict {
 }
 
 /// 200 while the store takes the writes the service makes, else 503; `warnings` lists risks that
-/// do not stop the service (a Redis that may evict keys).
+/// do not stop the service (a Redis that may evict keys, live settings this instance cannot use).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.readiness.verdict(&state).await {
-        Ok(warnings) => {
+        Ok(mut warnings) => {
+            // Not a reason to leave the rotation: the instance serves, on its last good settings.
+            warnings.extend(state.live.problem());
             for w in &warnings {
                 tracing::debug!(warning = %w, "ready, with a warning");
             }
