@@ -77,8 +77,9 @@ enum DirectoryCommand {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Re-encrypt every stored authenticator secret under security.encryption_key, so the keys in
-    /// security.previous_encryption_keys can be retired; prints how many it resealed.
+    /// Re-encrypt every stored authenticator secret and the live settings' secrets under
+    /// security.encryption_key, so the keys in security.previous_encryption_keys can be retired;
+    /// prints how many it resealed.
     Reseal,
 }
 
@@ -223,6 +224,12 @@ async fn check_config(settings: &Settings, probe: bool) -> anyhow::Result<()> {
     for line in twofactor::store::check_reachable(settings).await {
         println!("{line}");
     }
+    // Live settings this configuration cannot open would silently give way to the file's.
+    match twofactor::config::live::check_stored(settings).await {
+        Ok(None) => {}
+        Ok(Some(line)) => println!("{line}"),
+        Err(problem) => anyhow::bail!("{problem}"),
+    }
     if probe {
         match directory.probe().await {
             None => {
@@ -363,9 +370,16 @@ async fn unlock(settings: Settings, id: String) -> anyhow::Result<()> {
 
 async fn keys_reseal(settings: Settings) -> anyhow::Result<()> {
     let state = shared_state(settings, "a reseal").await?;
-    let n = state.directory.reseal_all().await?;
+    let customers = state.directory.reseal_all().await?;
+    let settings = twofactor::config::live::reseal(&state).await.map_err(|e| {
+        e.context(format!(
+            "resealed {customers} authenticator secrets, but not the live settings"
+        ))
+    })?;
+    // One line, the total first, so a script can loop until it reads "resealed 0".
     println!(
-        "resealed {n} authenticator secrets under key {}",
+        "resealed {} secrets under key {} ({customers} authenticator secrets, {settings} live settings values)",
+        customers + settings,
         state.keyring.current_id()
     );
     Ok(())

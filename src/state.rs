@@ -38,6 +38,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub directory: Arc<Directory>,
     pub clock: Arc<dyn Clock>,
+    /// The last store probe, which `/readyz` answers from.
+    pub readiness: crate::http::health::Readiness,
 }
 
 impl AppState {
@@ -99,6 +101,7 @@ impl AppState {
             keyring,
             directory,
             clock: Arc::new(SystemClock),
+            readiness: Default::default(),
         })
     }
 
@@ -109,7 +112,7 @@ impl AppState {
 }
 
 /// The configured key ring; only the embedded memory store may run on a key made up at start.
-fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
+pub fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
     let key = settings.security.encryption_key.expose_secret();
     let previous: Vec<&str> = settings
         .security

@@ -6,11 +6,13 @@
 //! `totp.skew_steps`) can be changed through an overlay kept in the store (secrets sealed with the
 //! service's key), layered over the file and environment settings and validated exactly as they
 //! are. Every instance sharing the store re-reads the overlay when told (Redis pub/sub) and at
-//! least every second, and keeps its last good settings when an overlay cannot be applied.
+//! least every second, and keeps its last good settings when an overlay cannot be applied. An
+//! overlay this instance cannot open (sealed under a key it does not hold, or unreadable JSON) is
+//! reported (readiness warning, `twofactor_settings_stale`, one error line) and can be replaced by
+//! an explicit admin request; `twofactor keys reseal` moves its secrets to the current key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -73,8 +75,9 @@ pub struct Live {
     base: Settings,
     /// The overlay (version and id) the current snapshot was made from (0 and "": none).
     applied: std::sync::Mutex<(u64, String)>,
-    /// The last overlay version that could not be applied, so it is reported once.
-    failed: AtomicU64,
+    /// Why the stored overlay is not in effect here, while that lasts: a readiness warning, and
+    /// logged once per change rather than once per re-read.
+    problem: std::sync::Mutex<Option<String>>,
     /// Held from reading an overlay to installing it, so an older read never replaces a newer one.
     applying: tokio::sync::Mutex<()>,
 }
@@ -85,7 +88,7 @@ impl Live {
             base: snapshot.settings.clone(),
             current: ArcSwap::from_pointee(snapshot),
             applied: std::sync::Mutex::new((0, String::new())),
-            failed: AtomicU64::new(0),
+            problem: std::sync::Mutex::new(None),
             applying: tokio::sync::Mutex::new(()),
         }
     }
@@ -135,8 +138,49 @@ impl Live {
         self.current.store(Arc::new(snapshot));
         *self.applied.lock().unwrap_or_else(|p| p.into_inner()) =
             (overlay.version, overlay.id.clone());
-        metrics::gauge!("twofactor_settings_version").set(overlay.version as f64);
+        self.in_step();
+    }
+
+    /// Why the stored overlay is not in effect on this instance, if it is not: a readiness warning.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The stored overlay is the one in effect: gauges say so, and a past problem is over.
+    fn in_step(&self) {
+        metrics::gauge!("twofactor_settings_version").set(self.applied_version() as f64);
         metrics::gauge!("twofactor_settings_stale").set(0.0);
+        if let Some(past) = self
+            .problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tracing::info!(was = %past, "the stored settings overlay is in effect again");
+        }
+    }
+
+    /// The stored overlay cannot be put in effect: `problem` says why (shown by `/readyz`, so
+    /// never a value), `detail` adds what only the log gets. The gauges are set on every re-read
+    /// (so they hold from the first one); the error is logged when the problem changes.
+    fn trouble(&self, problem: String, detail: &str) {
+        let applied = self.applied_version();
+        metrics::gauge!("twofactor_settings_version").set(applied as f64);
+        metrics::gauge!("twofactor_settings_stale").set(1.0);
+        let serving = match applied {
+            0 => "the file's settings".to_string(),
+            v => format!("version {v}, the last it could apply"),
+        };
+        let text = format!("{problem}; this instance serves {serving}");
+        let mut held = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_deref() != Some(text.as_str()) {
+            metrics::counter!("twofactor_settings_apply_failures_total").increment(1);
+            tracing::error!(problem = %text, detail, "the stored settings overlay is not in effect");
+            *held = Some(text);
+        }
     }
 }
 
@@ -166,19 +210,58 @@ pub struct Overlay {
     pub doc: Value,
 }
 
+/// The stored overlay as this instance finds it.
+enum Stored {
+    /// Readable: the overlay as stored, and its document with the secrets opened.
+    Open { overlay: Overlay, doc: Value },
+    /// Not readable here: `version` is the stored one as far as it can be told (the ETag an admin
+    /// replaces it under), `cause` says why (never a secret).
+    Unreadable { version: u64, cause: String },
+}
+
 /// The stored overlay and its raw text (for compare-and-set); version 0 and `{}` when none.
-async fn read(state: &AppState) -> anyhow::Result<(Option<String>, Overlay)> {
+async fn read(state: &AppState) -> anyhow::Result<(Option<String>, Stored)> {
     let raw = state.store.get(&state.keys.settings()).await?;
-    let overlay = match &raw {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| anyhow::anyhow!("the stored settings overlay is unreadable: {e}"))?,
-        None => Overlay {
-            version: 0,
-            id: String::new(),
+    let stored = match &raw {
+        Some(text) => open(&state.keyring, text),
+        None => Stored::Open {
+            overlay: Overlay::default(),
             doc: json!({}),
         },
     };
-    Ok((raw, overlay))
+    Ok((raw, stored))
+}
+
+/// Parses a stored overlay and opens its secrets.
+fn open(keyring: &Keyring, text: &str) -> Stored {
+    match serde_json::from_str::<Overlay>(text) {
+        Err(e) => Stored::Unreadable {
+            // The version alone may still be there to tell, for the ETag.
+            version: serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("version")?.as_u64())
+                .unwrap_or(0),
+            cause: format!("its JSON is unreadable ({})", json_fault(&e)),
+        },
+        Ok(overlay) => match unseal(keyring, &overlay.doc) {
+            Ok(doc) => Stored::Open { overlay, doc },
+            Err(cause) => Stored::Unreadable {
+                version: overlay.version,
+                cause,
+            },
+        },
+    }
+}
+
+/// What is wrong with a JSON text, by kind and place only: serde's own message may quote a value.
+fn json_fault(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+    .to_lowercase()
 }
 
 /// Seals the secret paths of `doc` for the store.
@@ -195,33 +278,138 @@ fn seal(keyring: &Keyring, doc: &Value) -> Value {
     doc
 }
 
-/// Opens what [`seal`] sealed.
-fn unseal(keyring: &Keyring, doc: &Value) -> anyhow::Result<Value> {
+/// Opens what [`seal`] sealed; the error says which value would not open and why.
+fn unseal(keyring: &Keyring, doc: &Value) -> Result<Value, String> {
+    use crate::crypto::CryptoError;
     let mut doc = doc.clone();
     for path in SEALED {
         if let Some(v) = doc.pointer_mut(path)
             && let Some(sealed) = v.get("sealed").and_then(Value::as_str)
         {
-            let plain = keyring
-                .decrypt(sealed, "settings")
-                .map_err(|e| anyhow::anyhow!("settings overlay {path}: {e}"))?;
+            let name = path.trim_start_matches('/').replace('/', ".");
+            let plain = keyring.decrypt(sealed, "settings").map_err(|e| match e {
+                CryptoError::UnknownKey(id) => format!(
+                    "{name} is sealed under a key this instance does not hold (key id {id}): \
+                     add that key to security.previous_encryption_keys, or replace the overlay"
+                ),
+                CryptoError::Tampered(id) => {
+                    format!("{name} does not open with key {id} (altered in the store?)")
+                }
+                CryptoError::Malformed => format!("{name} is not a sealed value"),
+            })?;
             *v = serde_json::from_slice(&plain)
-                .map_err(|e| anyhow::anyhow!("settings overlay {path}: {e}"))?;
+                .map_err(|e| format!("{name} opens to unreadable JSON ({})", json_fault(&e)))?;
         }
     }
     Ok(doc)
+}
+
+/// Reseals the overlay's secrets under the current key, for `twofactor keys reseal`; answers how
+/// many values it resealed. Written by compare-and-set so an admin's change made meanwhile is never
+/// overwritten: a lost race reads again, a few times. Version and id stay, since the settings are
+/// the same and no instance need apply them again. The history holds no sealed values (secrets
+/// appear there only as `set`/`unset`), so there is nothing of it to reseal.
+pub async fn reseal(state: &AppState) -> anyhow::Result<usize> {
+    let key = state.keys.settings();
+    for _ in 0..5 {
+        let Some(raw) = state.store.get(&key).await? else {
+            return Ok(0);
+        };
+        let mut overlay: Overlay = serde_json::from_str(&raw).map_err(|e| {
+            anyhow::anyhow!(
+                "the stored settings overlay is unreadable JSON ({}): replace it through the admin API",
+                json_fault(&e)
+            )
+        })?;
+        let mut resealed = 0;
+        for path in SEALED {
+            if let Some(v) = overlay.doc.pointer_mut(path)
+                && let Some(sealed) = v.get("sealed").and_then(Value::as_str)
+                && !state.keyring.is_current(sealed)
+            {
+                let plain = state
+                    .keyring
+                    .decrypt(sealed, "settings")
+                    .map_err(|e| anyhow::anyhow!("settings overlay {path}: {e}"))?;
+                *v = json!({ "sealed": state.keyring.encrypt(&plain, "settings") });
+                resealed += 1;
+            }
+        }
+        if resealed == 0 {
+            return Ok(0);
+        }
+        let text = serde_json::to_string(&overlay)?;
+        if state.store.compare_and_set(&key, Some(&raw), &text).await? {
+            return Ok(resealed);
+        }
+    }
+    anyhow::bail!("the settings overlay kept changing while it was resealed: run this again")
+}
+
+/// For `twofactor check-config`: whether the stored overlay opens and applies with these settings.
+/// `Ok(None)` when there is nothing to check from here (the memory store, or a store not reached
+/// within 5 s, which the store check reports), `Ok(Some(line))` when it is fine, `Err(problem)`.
+pub async fn check_stored(settings: &Settings) -> Result<Option<String>, String> {
+    if settings.store.url.starts_with("memory:") {
+        return Ok(None);
+    }
+    let attempt = async {
+        let root_ca = settings.store.root_ca().ok()?;
+        let store = crate::store::connect_trusting(&settings.store.url, root_ca)
+            .await
+            .ok()?;
+        let key = crate::store::Keys::new(&settings.store.key_prefix).settings();
+        store.get(&key).await.ok()
+    };
+    let Ok(Some(raw)) = tokio::time::timeout(Duration::from_secs(5), attempt).await else {
+        return Ok(None);
+    };
+    let Some(text) = raw else {
+        return Ok(Some("  live settings: none stored".to_string()));
+    };
+    let keyring = crate::state::keyring(settings).map_err(|e| format!("{e:#}"))?;
+    match open(&keyring, &text) {
+        Stored::Unreadable { version, cause } => Err(format!(
+            "the stored live settings (version {version}) cannot be opened: {cause}"
+        )),
+        Stored::Open { overlay, doc } => match settings.with_overlay(&doc) {
+            Ok(_) => Ok(Some(format!(
+                "  live settings: version {} opens and applies",
+                overlay.version
+            ))),
+            Err(e) => Err(format!(
+                "the stored live settings (version {}) cannot be applied: {e}",
+                overlay.version
+            )),
+        },
+    }
 }
 
 /// Applies the stored overlay if it is newer than the one in use; true when settings changed.
 pub async fn refresh(state: &AppState) -> anyhow::Result<bool> {
     let live = &state.live;
     let _applying = live.applying.lock().await;
-    let (_, overlay) = read(state).await?;
+    let (_, stored) = read(state).await?;
+    let (overlay, doc) = match stored {
+        Stored::Open { overlay, doc } => (overlay, doc),
+        Stored::Unreadable { version, cause } => {
+            live.trouble(
+                format!(
+                    "the stored settings overlay (version {version}) cannot be opened: {cause}"
+                ),
+                "",
+            );
+            return Ok(false);
+        }
+    };
     if (overlay.version, &overlay.id) == (live.applied().0, &live.applied().1) {
+        live.in_step();
         return Ok(false);
     }
-    let applied = unseal(&state.keyring, &overlay.doc)
-        .and_then(|doc| Ok(live.base().with_overlay(&doc)?))
+    let applied = live
+        .base()
+        .with_overlay(&doc)
+        .map_err(anyhow::Error::from)
         .and_then(|settings| live.prepare(settings))
         .map(|snapshot| live.install(&overlay, snapshot));
     match applied {
@@ -230,11 +418,15 @@ pub async fn refresh(state: &AppState) -> anyhow::Result<bool> {
             Ok(true)
         }
         Err(e) => {
-            metrics::gauge!("twofactor_settings_stale").set(1.0);
-            if live.failed.swap(overlay.version, Ordering::SeqCst) != overlay.version {
-                metrics::counter!("twofactor_settings_apply_failures_total").increment(1);
-                tracing::error!(version = overlay.version, cause = %format!("{e:#}"), "cannot apply the stored settings overlay: keeping the last good settings");
-            }
+            // A rule's message may quote the value it refused: the log gets it, /readyz does not.
+            live.trouble(
+                format!(
+                    "the stored settings overlay (version {}) cannot be applied (the error log and \
+                     PATCH /admin/v1/settings say why)",
+                    overlay.version
+                ),
+                &format!("{e:#}"),
+            );
             Ok(false)
         }
     }
@@ -404,6 +596,15 @@ pub enum PatchError {
     /// The overlay changed since the version the admin read.
     #[error("the settings changed since version {0}: read them again")]
     Stale(u64),
+    /// The stored overlay cannot be opened here, and the patch did not ask to replace it.
+    #[error(
+        "the stored settings (version {version}) cannot be opened by this instance: {cause}. \
+         Either give this instance the key they were sealed under (security.previous_encryption_keys) \
+         and try again, or replace them: send this PATCH again with If-Match: \"{version}\" and \
+         X-Replace-Unreadable: true; it is then applied over the file's settings, and what the \
+         unreadable overlay held (its secrets included) is discarded"
+    )]
+    Unreadable { version: u64, cause: String },
     /// Not a valid change; `key` names the setting when known.
     #[error("{message}")]
     Invalid {
@@ -456,6 +657,9 @@ pub struct Entry {
     pub by: String,
     pub version: u64,
     pub changes: Vec<Change>,
+    /// What else happened (an unreadable overlay replaced); absent for an ordinary change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Refuses anything but live keys, so a patch cannot reach the listener, the store or a file path.
@@ -679,26 +883,48 @@ fn changes(old: &Settings, new: &Settings, patch: &Value) -> Vec<Change> {
 /// Applies a JSON merge patch (RFC 7396) of live keys, made by `by` against overlay `expected`:
 /// validated as start-up configuration is, stored (secrets sealed) only if nothing changed
 /// meanwhile, recorded in the history, announced to the other instances and installed here.
-/// Answers the new version and settings.
+/// Answers the new version and settings. An overlay this instance cannot open is refused
+/// ([`PatchError::Unreadable`]) unless `replace_unreadable`: then the patch is applied over the
+/// file's settings and replaces it.
 pub async fn patch(
     state: &AppState,
     expected: u64,
     mut patch: Value,
     by: &str,
+    replace_unreadable: bool,
 ) -> Result<(u64, Settings), PatchError> {
     check_live_keys(&patch)?;
-    let (raw, overlay) = read(state).await?;
-    if overlay.version != expected {
+    let (raw, stored) = read(state).await?;
+    let live = &state.live;
+    let (stored_version, doc, current, replaced) = match stored {
+        Stored::Unreadable { version, cause } => {
+            if !replace_unreadable {
+                return Err(PatchError::Unreadable { version, cause });
+            }
+            // Nothing of it can be trusted to mean what it meant: start from the file's settings.
+            (version, json!({}), live.base().clone(), Some(cause))
+        }
+        Stored::Open { overlay, doc } => {
+            if overlay.version == expected && replace_unreadable {
+                return Err(PatchError::Invalid {
+                    key: None,
+                    message: "X-Replace-Unreadable: this instance can open the stored settings; \
+                              send the patch without that header"
+                        .into(),
+                });
+            }
+            // A stored overlay that does not apply (the patch may be what mends it) leaves the
+            // settings in effect as what placeholders and the history refer to.
+            let current = live
+                .base()
+                .with_overlay(&doc)
+                .unwrap_or_else(|_| state.snapshot().settings.clone());
+            (overlay.version, doc, current, None)
+        }
+    };
+    if stored_version != expected {
         return Err(PatchError::Stale(expected));
     }
-    let live = &state.live;
-    let doc = unseal(&state.keyring, &overlay.doc)?;
-    // A stored overlay that does not apply (the patch may be what mends it) leaves the settings in
-    // effect as what placeholders and the history refer to.
-    let current = live
-        .base()
-        .with_overlay(&doc)
-        .unwrap_or_else(|_| state.snapshot().settings.clone());
     // Whether secrets were restated is judged on the patch as sent, before placeholders resolve.
     let as_sent = patch.clone();
     restore_placeholders(&mut patch, &current)?;
@@ -713,12 +939,16 @@ pub async fn patch(
             key: None,
             message: format!("{e:#}"),
         })?;
+    // A replacement's version is past any this instance applied, so it installs here too.
+    let version = match replaced {
+        Some(_) => stored_version.max(live.applied_version()) + 1,
+        None => stored_version + 1,
+    };
     let written = Overlay {
-        version: overlay.version + 1,
+        version,
         id: crate::crypto::random_id(),
         doc: seal(&state.keyring, &next),
     };
-    let version = written.version;
     let stored = serde_json::to_string(&written).map_err(anyhow::Error::from)?;
     if !state
         .store
@@ -733,9 +963,21 @@ pub async fn patch(
         by: by.to_string(),
         version,
         changes: changes(&current, &settings, &patch),
+        note: replaced.as_ref().map(|cause| {
+            format!(
+                "replaced an overlay this instance could not open (version {stored_version}: {cause})"
+            )
+        }),
     };
     let keys: Vec<&str> = entry.changes.iter().map(|c| c.key.as_str()).collect();
-    tracing::info!(target: "audit", event = "admin-settings-patch", admin = by, version, keys = %keys.join(","), outcome = "changed");
+    match &replaced {
+        None => {
+            tracing::info!(target: "audit", event = "admin-settings-patch", admin = by, version, keys = %keys.join(","), outcome = "changed")
+        }
+        Some(cause) => {
+            tracing::warn!(target: "audit", event = "admin-settings-replace-unreadable", admin = by, version, replaced_version = stored_version, cause = %cause, keys = %keys.join(","), outcome = "replaced")
+        }
+    }
     // The change is stored: from here on nothing may answer as if it were not. A history entry
     // or a message that does not get through is logged; other instances re-read within a second.
     {
@@ -766,11 +1008,20 @@ pub async fn patch(
 /// fresh so an admin edits the latest version. When that version could not be applied here, the
 /// settings shown are the last good ones, and a patch on top of it meets the same validation, so
 /// the admin can mend the overlay through the API.
+/// While the stored overlay is not in effect here, `problem` says why (and how to mend it).
 pub async fn current(state: &AppState) -> anyhow::Result<(u64, Value)> {
     refresh(state).await?;
-    let (_, overlay) = read(state).await?;
+    let (_, stored) = read(state).await?;
+    let version = match stored {
+        Stored::Open { overlay, .. } => overlay.version,
+        Stored::Unreadable { version, .. } => version,
+    };
     let snapshot = state.snapshot();
-    Ok((overlay.version, view(&snapshot.settings)))
+    let mut shown = view(&snapshot.settings);
+    if let Some(problem) = state.live.problem() {
+        shown["problem"] = json!(problem);
+    }
+    Ok((version, shown))
 }
 
 /// The last changes, newest first.

@@ -32,6 +32,7 @@ mod oauth;
 mod patient;
 mod production;
 mod props;
+mod readiness;
 mod retry_grace;
 mod rotation;
 mod security;

@@ -62,9 +62,20 @@ pub async fn patch(
         )
     };
     let expected = expected.ok_or_else(stale)?;
-    match live::patch(&state, expected, body.into_inner(), &admin.name).await {
+    // Replacing an overlay this instance cannot open discards what it held: only when asked so.
+    let replace = req
+        .headers()
+        .get("x-replace-unreadable")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    match live::patch(&state, expected, body.into_inner(), &admin.name, replace).await {
         Ok((version, settings)) => Ok(answer(version, &live::view(&settings))),
         Err(PatchError::Stale(_)) => Err(stale()),
+        Err(e @ PatchError::Unreadable { .. }) => Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "settings-unreadable",
+            e.to_string(),
+        )),
         Err(PatchError::Invalid { key, message }) => {
             let mut e = AdminError::new(StatusCode::BAD_REQUEST, "invalid-setting", message);
             e.key = key;
