@@ -12,7 +12,7 @@ use super::subject::{Counted, caller_digest, counted, digests, line};
 use super::{Call, Limit, Outcome, Rules, STORE_DEADLINE};
 use crate::delivery::CodeMessage;
 use crate::domain::{Email, Method, PhoneNumber};
-use crate::store::{Claim, SendAsk, SendKeys, Started, Store};
+use crate::store::{Claim, Reserve, SendAsk, SendKeys, Started, Store};
 
 /// A uniformly random code of `digits` digits from the thread CSPRNG (rejection sampling, no modulo bias).
 pub fn generate_code(digits: u32) -> SecretString {
@@ -264,20 +264,18 @@ async fn prepare_send(
             counters.push(key);
         }
         // Counted and written in one atomic step, so racing sends cannot all slip under the limit.
-        let written = r
-            .store
-            .reserve_send(
-                &keys.sends,
-                &keys.code,
-                &keys.choice,
-                s.codes.max_sends,
-                window,
-                &digest,
-                method.as_str(),
-                record.rev.as_deref().unwrap_or(""),
-                ttl,
-            )
-            .await?;
+        let send = Reserve {
+            sends: &keys.sends,
+            code: &keys.code,
+            choice: &keys.choice,
+            max: s.codes.max_sends,
+            window,
+            digest: &digest,
+            method,
+            rev: record.rev.as_deref().unwrap_or(""),
+            ttl,
+        };
+        let written = r.store.reserve_send(&send).await?;
         if written.is_none() {
             for key in &counters {
                 r.store.decr(key).await?;

@@ -9,7 +9,7 @@ use super::spoken::normalise_code;
 use super::subject::{attempt_keys, caller_digest, digests, line};
 use super::{Call, Limit, Outcome, Rules, STORE_DEADLINE};
 use crate::domain::{CallerNumber, Method};
-use crate::store::{Checked, Claim, CodeCheck, Judged, Lockout};
+use crate::store::{Checked, Claim, CodeCheck, Judged, Lockout, TotpCheck};
 
 /// How many caller numbers locked out of one customer an unlock can find.
 const PAIR_LOCKS_LISTED: usize = 1000;
@@ -96,8 +96,8 @@ fn locked_now(call: &Call, limit: Limit) {
     tracing::warn!(target: "audit", event = "locked", customer = %call.customer, caller = call.number.as_ref().map(CallerNumber::masked).unwrap_or_default(), outcome = "locked", detail = limit.message(), "locked after too many wrong codes");
 }
 
-/// Judges one code for the customer in one atomic store step (see `Store::check_code`); an
-/// authenticator code takes a second (see `Store::verify_totp`). With `judge` false only a repeat
+/// Judges one code for the customer in one atomic store step (see `Ledger::check_code`); an
+/// authenticator code takes a second (see `Ledger::verify_totp`). With `judge` false only a repeat
 /// of the accepted code is recognised.
 async fn judge_code(
     r: &Rules<'_>,
@@ -161,18 +161,13 @@ async fn judge_code(
                 .and_then(|secret| crate::totp::check(&s.totp, secret, code, r.clock.now_unix()));
             let step_ttl = s.totp.period_seconds * (2 * u64::from(s.totp.skew_steps) + 2);
             let candidates = digests(r, call, Method::Authenticator, code);
-            let verdict = r
-                .store
-                .verify_totp(
-                    &keys,
-                    &r.keys.totp_step(&call.customer),
-                    matched,
-                    Duration::from_secs(step_ttl),
-                    &candidates,
-                    &rule,
-                    judge,
-                )
-                .await?;
+            let totp = TotpCheck {
+                step_key: &r.keys.totp_step(&call.customer),
+                matched_step: matched,
+                step_ttl: Duration::from_secs(step_ttl),
+                candidates: &candidates,
+            };
+            let verdict = r.store.verify_totp(&keys, &totp, &rule, judge).await?;
             (verdict, Some(Method::Authenticator))
         }
     };

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use twofactor::domain::Method;
 use twofactor::store::{
-    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, SendAsk, SendKeys, Started, Store,
-    Ttl, Verdict,
+    AttemptKeys, Checked, Claim, CodeCheck, Judged, Lockout, Reserve, SendAsk, SendKeys, Started,
+    Store, TotpCheck, Ttl, Verdict,
 };
 
 use crate::helpers::{rand_u64, redis};
@@ -46,18 +46,19 @@ async fn with_customer(store: &Arc<dyn Store>) {
 /// the tests of what happens to it afterwards; its counter and remembered method go outside the
 /// test's prefix, so listings under the prefix hold only the code.
 async fn put_code(store: &Arc<dyn Store>, key: &str, digest: &str, method: &str, ttl: Duration) {
+    let (sends, choice) = (format!("aux:{key}:sends"), format!("aux:{key}:choice"));
     let reserved = store
-        .reserve_send(
-            &format!("aux:{key}:sends"),
-            key,
-            &format!("aux:{key}:choice"),
-            u32::MAX,
-            ttl,
+        .reserve_send(&Reserve {
+            sends: &sends,
+            code: key,
+            choice: &choice,
+            max: u32::MAX,
+            window: ttl,
             digest,
-            method,
-            "",
+            method: Method::from_stored(method).unwrap(),
+            rev: "",
             ttl,
-        )
+        })
         .await
         .unwrap();
     assert!(reserved.is_some());
@@ -573,16 +574,15 @@ async fn authenticator_steps_only_move_forward(store: Arc<dyn Store>, p: String)
         let store = store.clone();
         let (keys, step_key) = (keys.clone(), step_key.clone());
         async move {
+            let candidates = ["d".to_string()];
+            let check = TotpCheck {
+                step_key: &step_key,
+                matched_step: step,
+                step_ttl: ttl,
+                candidates: &candidates,
+            };
             store
-                .verify_totp(
-                    &keys,
-                    &step_key,
-                    step,
-                    ttl,
-                    &["d".to_string()],
-                    &LENIENT,
-                    true,
-                )
+                .verify_totp(&keys, &check, &LENIENT, true)
                 .await
                 .unwrap()
                 .judged
@@ -1080,17 +1080,17 @@ async fn a_check_chooses_the_method_and_binds_the_contacts(store: Arc<dyn Store>
         ..known
     };
     let sent = store
-        .reserve_send(
-            "aux:sends",
-            &keys.code,
-            &keys.choice,
-            u32::MAX,
-            LONG,
-            "s",
-            "sms",
-            "r0",
-            LONG,
-        )
+        .reserve_send(&Reserve {
+            sends: "aux:sends",
+            code: &keys.code,
+            choice: &keys.choice,
+            max: u32::MAX,
+            window: LONG,
+            digest: "s",
+            method: Method::Sms,
+            rev: "r0",
+            ttl: LONG,
+        })
         .await
         .unwrap();
     assert!(sent.is_some());
@@ -1115,7 +1115,17 @@ async fn reserve_send_counts_and_writes_only_within_the_limit(store: Arc<dyn Sto
         let (sends, code, choice) = (sends.clone(), code.clone(), choice.clone());
         async move {
             store
-                .reserve_send(&sends, &code, &choice, 2, LONG, digest, "email", "", LONG)
+                .reserve_send(&Reserve {
+                    sends: &sends,
+                    code: &code,
+                    choice: &choice,
+                    max: 2,
+                    window: LONG,
+                    digest,
+                    method: Method::Email,
+                    rev: "",
+                    ttl: LONG,
+                })
                 .await
                 .unwrap()
         }
@@ -1147,18 +1157,23 @@ async fn reserve_send_counts_and_writes_only_within_the_limit(store: Arc<dyn Sto
             let store = store.clone();
             let q = q.clone();
             tokio::spawn(async move {
+                let (sends, code, choice) = (
+                    format!("{q}sends"),
+                    format!("{q}code"),
+                    format!("{q}choice"),
+                );
                 store
-                    .reserve_send(
-                        &format!("{q}sends"),
-                        &format!("{q}code"),
-                        &format!("{q}choice"),
-                        5,
-                        LONG,
-                        "d",
-                        "sms",
-                        "",
-                        LONG,
-                    )
+                    .reserve_send(&Reserve {
+                        sends: &sends,
+                        code: &code,
+                        choice: &choice,
+                        max: 5,
+                        window: LONG,
+                        digest: "d",
+                        method: Method::Sms,
+                        rev: "",
+                        ttl: LONG,
+                    })
                     .await
                     .unwrap()
             })
