@@ -658,7 +658,7 @@ both_stores!(
 
 #[tokio::test]
 async fn named_tokens_come_from_the_environment_too() {
-    // Arrange: the variable form the README gives, and a role nobody knows.
+    // Arrange: the variable form docs/admin.md gives, and a role nobody knows.
     let run = |tokens: &str| {
         let mut cmd = twofactor_command();
         cmd.arg("check-config")

@@ -63,7 +63,7 @@ async fn redis_going_away_answers_error_quickly_and_not_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_away_under_load_answers_error_in_time_and_recovers_by_itself() {
-    // Arrange: a Redis that keeps its data over a restart (AOF, as README asks for production),
+    // Arrange: a Redis that keeps its data over a restart (AOF, as docs/operations.md asks for production),
     // so the customers are there when it comes back.
     let port = free_port();
     let dir = tempfile::tempdir().expect("temp dir");

@@ -120,7 +120,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// down, or a cluster in CLUSTERDOWN, always costs the whole RESPONSE_TIMEOUT: every callflow answer
 /// then waits 2 s to say `error`. A caller on the phone gains nothing from that wait (a failover
 /// takes longer than one call's patience), so a few short retries ride out a MOVED/ASK redirect or
-/// a blip and fail fast otherwise. Measured with three local masters and one killed: see README.
+/// a blip and fail fast otherwise. Measured with three local masters and one killed: see
+/// docs/operations.md (Redis Cluster with a node down).
 const CLUSTER_RETRIES: u32 = 2;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 20;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 200;
