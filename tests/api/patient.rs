@@ -13,6 +13,7 @@ use crate::helpers::{
     StoreKind, TEST_KEY, TestApp, TestClock, admin_tokens, metric_value, output_text, run_cli,
     spawn_app_with, spawn_app_with_clock, wrong_code,
 };
+use crate::totp::{code_at, new_secret};
 
 /// Short locks that a patient attacker waits out, and five wrong codes in a row for the desk.
 const PATIENT: &str = r#"
@@ -23,20 +24,6 @@ max_failures = 2
 duration_seconds = 1
 max_consecutive_failures = 5
 "#;
-
-/// A fresh 160-bit secret as base32, as a seed file would hold it.
-fn new_secret() -> String {
-    twofactor::totp::to_base32(&twofactor::totp::generate_secret())
-}
-
-/// The code `secret` shows at `t` under the app's TOTP settings.
-fn code_at(app: &TestApp, secret_b32: &str, t: u64) -> String {
-    let secret = twofactor::totp::from_base32(secret_b32).expect("base32");
-    twofactor::totp::build(&app.state.snapshot().settings.totp, &secret, "test")
-        .expect("totp")
-        .generate(t)
-        .to_string()
-}
 
 /// `n` wrong authenticator codes for `customer` with `extra` parameters, each lock waited out as a
 /// patient attacker would; the statuses heard.

@@ -12,12 +12,12 @@ use crate::both_stores;
 use crate::helpers::{StoreKind, TEST_KEY, TestApp, TestClock, rand_u64, spawn_app_with_clock};
 
 /// A fresh 160-bit secret as base32, as a seed file would hold it.
-fn new_secret() -> String {
+pub fn new_secret() -> String {
     twofactor::totp::to_base32(&twofactor::totp::generate_secret())
 }
 
 /// The code `secret` shows at `t` under the app's TOTP settings.
-fn code_at(app: &TestApp, secret_b32: &str, t: u64) -> String {
+pub fn code_at(app: &TestApp, secret_b32: &str, t: u64) -> String {
     let secret = twofactor::totp::from_base32(secret_b32).expect("base32");
     twofactor::totp::build(&app.state.snapshot().settings.totp, &secret, "test")
         .expect("totp")
