@@ -11,6 +11,7 @@ pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod outbound;
 pub mod startup;
 pub mod state;
 pub mod store;

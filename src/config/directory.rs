@@ -247,7 +247,7 @@ impl DirectoryHttp {
             )
         })?;
         for h in &self.request_headers {
-            crate::directory::http::parse_header(h)
+            crate::outbound::parse_header(h)
                 .map_err(|e| invalid("directory.http.request_headers", e))?;
         }
         check_timeout("directory.http.timeout_ms", self.timeout_ms)?;

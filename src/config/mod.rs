@@ -7,6 +7,7 @@ pub mod admin;
 pub mod directory;
 pub mod live;
 pub mod outbound;
+pub mod values;
 
 pub use directory::DirectorySettings;
 
@@ -722,16 +723,16 @@ impl Settings {
                 "set both tls_cert_file and tls_key_file, or neither",
             ));
         }
-        let url = crate::store::StoreUrl::parse(&self.store.url)
+        let url = values::StoreUrl::parse(&self.store.url)
             .map_err(|reason| invalid("store.url", reason))?;
         if !self.store.ca_file.is_empty() {
             // A CA nobody uses would let an operator believe the store is verified against it.
             let tls = match &url {
-                crate::store::StoreUrl::Redis(u) => u.starts_with("rediss://"),
-                crate::store::StoreUrl::Cluster(nodes) => {
+                values::StoreUrl::Redis(u) => u.starts_with("rediss://"),
+                values::StoreUrl::Cluster(nodes) => {
                     nodes.iter().all(|n| n.starts_with("rediss://"))
                 }
-                crate::store::StoreUrl::Sentinel { .. } => {
+                values::StoreUrl::Sentinel { .. } => {
                     return Err(invalid(
                         "store.ca_file",
                         "is not supported with Sentinel: rediss+sentinel:// trusts the public \
@@ -739,7 +740,7 @@ impl Settings {
                          public CA",
                     ));
                 }
-                crate::store::StoreUrl::Memory => false,
+                values::StoreUrl::Memory => false,
             };
             if !tls {
                 return Err(invalid(
@@ -952,7 +953,7 @@ impl Settings {
             }
         }
         for s in &self.sms.success_statuses {
-            match crate::delivery::StatusMatcher::parse(s) {
+            match values::StatusMatcher::parse(s) {
                 None => {
                     return Err(invalid(
                         "sms.success_statuses",

@@ -191,7 +191,7 @@ impl SmtpEmail {
     /// validation refuses such literal addresses, and lettre connects by name, so the name is
     /// looked up here first. A failed lookup is left for lettre to report in its own words.
     async fn refuse_link_local(&self) -> Result<(), DeliveryError> {
-        if crate::config::outbound::ip_literal(&self.host).is_some() {
+        if crate::outbound::ip_literal(&self.host).is_some() {
             return Ok(());
         }
         let Ok(found) = tokio::net::lookup_host((self.host.as_str(), self.port)).await else {
@@ -199,7 +199,7 @@ impl SmtpEmail {
         };
         if let Some(a) = found
             .map(|a| a.ip())
-            .find(|ip| crate::config::outbound::is_link_local(*ip))
+            .find(|ip| crate::outbound::is_link_local(*ip))
         {
             return Err(DeliveryError::Transport(format!(
                 "{} resolves to the link-local address {a} (169.254.0.0/16, fe80::/10), which is refused: check email.smtp.host",

@@ -12,8 +12,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+// Defined with the settings, which validate sms.success_statuses; re-exported for the senders.
+pub use crate::config::values::StatusMatcher;
 use crate::config::{EmailTransport, Settings, SmsTransport};
 use crate::domain::{Email, PhoneNumber};
+// In the leaf, so the settings can check sms.url without importing delivery; re-exported for the senders.
+pub use crate::outbound::render;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -49,34 +53,6 @@ pub trait SmsSender: Send + Sync {
         to: &PhoneNumber,
         message: &CodeMessage<'_>,
     ) -> Result<String, DeliveryError>;
-}
-
-/// Replaces each `{name}` in `template` with its value passed through `escape`; other braces stay.
-pub fn render(template: &str, values: &[(&str, &str)], escape: impl Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        match after.find('}').and_then(|end| {
-            let name = &after[..end];
-            values
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (end, *v))
-        }) {
-            Some((end, value)) => {
-                out.push_str(&escape(value));
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `text` with each secret replaced by its stand-in, for answers and errors that may echo them.
@@ -162,38 +138,6 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusMatcher {
-    Exact(u16),
-    Class(u16),
-}
-
-impl StatusMatcher {
-    pub fn parse(s: &str) -> Option<StatusMatcher> {
-        let s = s.trim().to_ascii_lowercase();
-        if let Some(class) = s.strip_suffix("xx") {
-            let d = class.parse::<u16>().ok()?;
-            return (1..=5).contains(&d).then_some(StatusMatcher::Class(d));
-        }
-        let n = s.parse::<u16>().ok()?;
-        (100..=599).contains(&n).then_some(StatusMatcher::Exact(n))
-    }
-    /// Whether this entry would count some redirect (3xx) as sent.
-    pub fn matches_redirect(self) -> bool {
-        match self {
-            StatusMatcher::Exact(n) => (300..400).contains(&n),
-            StatusMatcher::Class(c) => c == 3,
-        }
-    }
-    pub fn matches(self, status: u16) -> bool {
-        match self {
-            StatusMatcher::Exact(n) => n == status,
-            StatusMatcher::Class(c) => status / 100 == c,
-        }
-    }
-}
-
 /// The email and SMS senders; `None` for a channel that is not offered.
 pub type Senders = (Option<Arc<dyn EmailSender>>, Option<Arc<dyn SmsSender>>);
 
@@ -241,16 +185,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn render_escapes_values_and_keeps_unknown_braces() {
-        let out = render(
-            "{\"to\":\"{recipient}\",\"x\":{other}}",
-            &[("recipient", "a\"b")],
-            |v| v.replace('"', "\\\""),
-        );
-        assert_eq!(out, "{\"to\":\"a\\\"b\",\"x\":{other}}");
-    }
-
-    #[test]
     fn error_chain_drops_repeated_layers_and_redact_masks() {
         let inner = std::io::Error::other("Connection error: Connection error: refused");
         assert_eq!(error_chain(&inner), "Connection error: refused");
@@ -281,13 +215,5 @@ mod tests {
             EXCERPT_CHARS + 1,
             "cut, with an ellipsis"
         );
-    }
-
-    #[test]
-    fn status_matchers() {
-        assert!(StatusMatcher::parse("2xx").is_some_and(|m| m.matches(204)));
-        assert!(StatusMatcher::parse("202").is_some_and(|m| !m.matches(200)));
-        assert!(StatusMatcher::parse("9xx").is_none());
-        assert!(StatusMatcher::parse("ok").is_none());
     }
 }

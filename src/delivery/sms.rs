@@ -17,6 +17,7 @@ use super::{
 };
 use crate::config::Settings;
 use crate::domain::PhoneNumber;
+use crate::outbound::{is_link_local, sample_values, url_escape};
 
 /// How much of a gateway's answer is kept: enough for any error text, bounded against a bad gateway.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -70,18 +71,6 @@ impl BodyKind {
             BodyKind::Text => v.to_string(),
         }
     }
-}
-
-/// Everything but RFC 3986 unreserved characters, so a value cannot end a path segment or a query
-/// parameter, and `+` stays a plus rather than becoming a space.
-const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-pub fn url_escape(v: &str) -> String {
-    percent_encoding::utf8_percent_encode(v, URL_VALUE).to_string()
 }
 
 /// A JSON string's contents, without the surrounding quotes (the template has them).
@@ -373,17 +362,6 @@ async fn read_capped(mut response: reqwest::Response) -> Result<String, reqwest:
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Values that make a URL template a URL, for checking it before any message is sent.
-pub(crate) fn sample_values() -> [(&'static str, &'static str); 5] {
-    [
-        ("code", "000000"),
-        ("minutes", "5"),
-        ("recipient", "447700900123"),
-        ("from", "sender"),
-        ("message", "text"),
-    ]
-}
-
 /// The credentials the settings write out literally: each header value but those that describe the
 /// message (and, for `Scheme token`, the token alone), the URL's password, and each query value that
 /// is not only placeholders; 4 characters or more, so short flags like `type=1` stay readable.
@@ -461,7 +439,7 @@ impl reqwest::dns::Resolve for NoLinkLocal {
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let kept: Vec<SocketAddr> = found
                 .into_iter()
-                .filter(|a| !crate::config::outbound::is_link_local(a.ip()))
+                .filter(|a| !is_link_local(a.ip()))
                 .collect();
             if kept.is_empty() {
                 return Err(format!(

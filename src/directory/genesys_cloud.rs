@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::http::{Auth, HttpSource, Mapping, Select, client};
+use super::http::{Auth, HttpSource, Mapping, Select};
 use super::oauth::ClientCredentials;
 use crate::config::directory::GenesysCloud;
+use crate::outbound::client;
 
 /// Keyword matches answered per search; the exact match is picked among them.
 const SEARCH_PAGE: u32 = 25;

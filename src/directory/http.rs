@@ -17,6 +17,7 @@ use super::oauth::ClientCredentials;
 use super::{Contacts, Customer, Source, SourceError};
 use crate::config::directory::{DirectoryAuth, DirectoryHttp};
 use crate::domain::{CustomerId, Email, PhoneNumber};
+use crate::outbound::{cause, client, parse_header, read_capped};
 
 /// RFC 3986 unreserved characters stay; everything else in an id is percent-encoded.
 const ID_IN_URL: &AsciiSet = &NON_ALPHANUMERIC
@@ -70,44 +71,6 @@ pub struct HttpSource {
     pub mapping: Mapping,
     pub select: Select,
     pub default_region: Option<phonenumber::country::Id>,
-}
-
-/// `"Name: Value"` → name and value template.
-pub fn parse_header(h: &str) -> Result<(reqwest::header::HeaderName, String), String> {
-    let (name, value) = h
-        .split_once(':')
-        .ok_or_else(|| format!("{h:?} is not \"Name: Value\""))?;
-    let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
-    Ok((name, value.trim().to_string()))
-}
-
-/// A reqwest error's cause chain, for logs (reqwest's own message names only the URL).
-pub fn cause(e: &reqwest::Error) -> String {
-    let mut out = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// An HTTP client for a source: its own timeout, no redirects to follow (a redirect would carry
-/// the credentials elsewhere).
-pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?)
 }
 
 impl HttpSource {
@@ -328,26 +291,6 @@ fn first(doc: &Value, pointers: &[String]) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     })
-}
-
-/// An answer's body, read piece by piece and given up once it passes `max` bytes, so a faulty or
-/// hostile upstream cannot fill memory (a length header is not trusted: chunked answers have none).
-pub(crate) async fn read_capped(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    if res.content_length().is_some_and(|n| n > max as u64) {
-        return Err(format!("answer over {max} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| format!("answer cut short: {}", cause(&e)))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(format!("answer over {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[async_trait::async_trait]

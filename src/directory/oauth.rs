@@ -114,10 +114,10 @@ impl ClientCredentials {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("token endpoint unreachable: {}", super::http::cause(&e)))?;
+            .map_err(|e| format!("token endpoint unreachable: {}", crate::outbound::cause(&e)))?;
         let status = res.status();
         // A token answer is a few hundred bytes.
-        let body = super::http::read_capped(res, 64 * 1024)
+        let body = crate::outbound::read_capped(res, 64 * 1024)
             .await
             .map_err(|e| format!("token endpoint {e}"))?;
         if !status.is_success() {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod customers;
 pub mod desk;
 pub mod page;
+pub mod principal;
 pub mod session;
 pub mod settings;
 

@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::AdminError;
-use super::auth::{AdminPrincipal, Role, disabled, find_token, unauthorized};
+use super::principal::{AdminPrincipal, Role, disabled, find_token, unauthorized};
 use crate::config::AdminSettings;
 use crate::state::AppState;
 

@@ -1,0 +1,143 @@
+//! Values the settings validate, as the types their users take: parsed here, so delivery and the
+//! store import them from the settings rather than the settings importing those modules.
+
+/// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatcher {
+    Exact(u16),
+    Class(u16),
+}
+
+impl StatusMatcher {
+    pub fn parse(s: &str) -> Option<StatusMatcher> {
+        let s = s.trim().to_ascii_lowercase();
+        if let Some(class) = s.strip_suffix("xx") {
+            let d = class.parse::<u16>().ok()?;
+            return (1..=5).contains(&d).then_some(StatusMatcher::Class(d));
+        }
+        let n = s.parse::<u16>().ok()?;
+        (100..=599).contains(&n).then_some(StatusMatcher::Exact(n))
+    }
+    /// Whether this entry would count some redirect (3xx) as sent.
+    pub fn matches_redirect(self) -> bool {
+        match self {
+            StatusMatcher::Exact(n) => (300..400).contains(&n),
+            StatusMatcher::Class(c) => c == 3,
+        }
+    }
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatcher::Exact(n) => n == status,
+            StatusMatcher::Class(c) => status / 100 == c,
+        }
+    }
+}
+
+/// Where the store lives: `memory://` or one of the Redis URL forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Memory,
+    Redis(String),
+    Sentinel {
+        nodes: Vec<String>,
+        service: String,
+        tls: bool,
+    },
+    Cluster(Vec<String>),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl, String> {
+        let url = url.trim();
+        if url == "memory://" || url == "memory" {
+            return Ok(StoreUrl::Memory);
+        }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            return Ok(StoreUrl::Redis(url.to_string()));
+        }
+        for (scheme, tls) in [("redis+sentinel://", false), ("rediss+sentinel://", true)] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                // redis+sentinel://host1:26379,host2:26379/mymaster
+                let (hosts, service) = rest.split_once('/').ok_or(
+                    "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster",
+                )?;
+                let service = service.trim_matches('/');
+                if service.is_empty() || hosts.is_empty() {
+                    return Err("a Sentinel URL needs hosts and a master name: redis+sentinel://host:26379/mymaster".into());
+                }
+                let s = if tls { "rediss" } else { "redis" };
+                let nodes = node_urls(s, hosts);
+                return Ok(StoreUrl::Sentinel {
+                    nodes,
+                    service: service.to_string(),
+                    tls,
+                });
+            }
+        }
+        for (scheme, s) in [
+            ("redis+cluster://", "redis"),
+            ("rediss+cluster://", "rediss"),
+        ] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                let hosts = rest.trim_end_matches('/');
+                if hosts.is_empty() {
+                    return Err(
+                        "a Cluster URL lists nodes: redis+cluster://node1:6379,node2:6379".into(),
+                    );
+                }
+                return Ok(StoreUrl::Cluster(node_urls(s, hosts)));
+            }
+        }
+        Err(
+            "must be memory://, redis://…, rediss://…, redis+sentinel://… or redis+cluster://…"
+                .into(),
+        )
+    }
+}
+
+/// `user:pass@h1:26379,h2:26379` → one URL per node, each with the credentials.
+fn node_urls(scheme: &str, hosts: &str) -> Vec<String> {
+    let (auth, hosts) = match hosts.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), hosts),
+    };
+    hosts
+        .split(',')
+        .map(|h| format!("{scheme}://{auth}{}", h.trim()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_every_node_with_its_credentials() {
+        assert_eq!(
+            StoreUrl::parse("redis+sentinel://:pw@s1:26379,s2:26379/mymaster"),
+            Ok(StoreUrl::Sentinel {
+                nodes: vec!["redis://:pw@s1:26379".into(), "redis://:pw@s2:26379".into()],
+                service: "mymaster".into(),
+                tls: false
+            })
+        );
+        assert_eq!(
+            StoreUrl::parse("rediss+cluster://u:p@n1:6379,n2:6379"),
+            Ok(StoreUrl::Cluster(vec![
+                "rediss://u:p@n1:6379".into(),
+                "rediss://u:p@n2:6379".into()
+            ]))
+        );
+        assert_eq!(StoreUrl::parse("memory://"), Ok(StoreUrl::Memory));
+        assert!(StoreUrl::parse("redis+sentinel://s1:26379").is_err());
+        assert!(StoreUrl::parse("mysql://x").is_err());
+    }
+
+    #[test]
+    fn status_matchers() {
+        assert!(StatusMatcher::parse("2xx").is_some_and(|m| m.matches(204)));
+        assert!(StatusMatcher::parse("202").is_some_and(|m| !m.matches(200)));
+        assert!(StatusMatcher::parse("9xx").is_none());
+        assert!(StatusMatcher::parse("ok").is_none());
+    }
+}
