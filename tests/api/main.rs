@@ -39,5 +39,6 @@ mod security;
 mod sentinel;
 mod slow_clients;
 mod store_contract;
+mod store_model;
 mod tls_store;
 mod totp;

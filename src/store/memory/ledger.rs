@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Entry, MemoryStore, Value, counter, live};
+use super::{Entry, MemoryStore, Value, Window, counter, live};
 use crate::domain::Method;
 use crate::store::{
     AttemptKeys, Checked, Claim, CodeCheck, Judged, Known, Ledger, Lockout, Reserve, SendAsk,
@@ -95,7 +95,7 @@ fn reserve(
     now: Instant,
     send: &Reserve<'_>,
 ) -> Result<Option<u64>, StoreError> {
-    let n = counter(m, send.sends, now, send.window)?;
+    let n = counter(m, send.sends, now, send.window, Window::Restarted)?;
     if n > u64::from(send.max) {
         set_counter(m, send.sends, n - 1);
         return Ok(None);
@@ -183,7 +183,7 @@ fn judge_in(
     if let Some(lock) = live(m, &keys.lock, now) {
         return Ok(verdict(Judged::Locked, false, is_desk_lock(lock)));
     }
-    let n = counter(m, &keys.failures, now, rule.window)?;
+    let n = counter(m, &keys.failures, now, rule.window, Window::Kept)?;
     let max = u64::from(rule.max);
     let lock = |m: &mut HashMap<String, Entry>| {
         m.insert(
@@ -452,7 +452,7 @@ impl Ledger for MemoryStore {
             if live(m, lock_key, now).is_some() {
                 return Ok(Claim::Locked);
             }
-            let n = counter(m, count_key, now, window)?;
+            let n = counter(m, count_key, now, window, Window::Restarted)?;
             if n > u64::from(max) {
                 set_counter(m, count_key, n - 1);
                 return Ok(Claim::Full);

@@ -88,12 +88,25 @@ fn live<'m>(m: &'m HashMap<String, Entry>, key: &str, now: Instant) -> Option<&'
     m.get(key).filter(|e| e.live(now)).map(|e| &e.value)
 }
 
+/// How a count keeps its counter's window, as each Redis script does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Started again when the count becomes 1 (the first count, or the first after every count was
+    /// taken back with `decr`) and when the key has no expiry: `incr_window`, sends and claims
+    /// (`if n == 1 or PTTL < 0 then PEXPIRE`).
+    Restarted,
+    /// Set only when the counter is created: a check's failures (the verification prelude only
+    /// INCRs a count that exists).
+    Kept,
+}
+
 /// Counts one more in the window counter at `key` (the window starts at the first count).
 fn counter(
     m: &mut HashMap<String, Entry>,
     key: &str,
     now: Instant,
     window: Duration,
+    rule: Window,
 ) -> Result<u64, StoreError> {
     if m.get(key).is_some_and(|e| !e.live(now)) {
         m.remove(key);
@@ -125,6 +138,9 @@ fn counter(
     };
     let n = s.parse::<u64>().map_err(|_| not_counter())? + 1;
     *s = n.to_string();
+    if rule == Window::Restarted && (n == 1 || entry.expires_at.is_none()) {
+        entry.expires_at = Some(now + window);
+    }
     Ok(n)
 }
 
@@ -198,7 +214,9 @@ impl Kv for MemoryStore {
     }
 
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
-        self.with(key, true, |m, now| counter(m, key, now, window))
+        self.with(key, true, |m, now| {
+            counter(m, key, now, window, Window::Restarted)
+        })
     }
 
     async fn decr(&self, key: &str) -> Result<(), StoreError> {
