@@ -187,7 +187,7 @@ async fn check_config(settings: &Settings, probe: bool) -> anyhow::Result<()> {
     println!("  listen:   {}", settings.server.bind);
     println!(
         "  store:    {}",
-        twofactor::state::redact_url(&settings.store.url)
+        twofactor::redact::redact_url(&settings.store.url)
     );
     println!("  email:    {:?}", settings.email_transport());
     println!("  sms:      {:?}", settings.sms_transport());

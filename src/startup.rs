@@ -113,7 +113,7 @@ impl Application {
             listener,
             tls.clone()
         );
-        tracing::info!(address = %settings.server.bind, port, scheme, store = %crate::state::redact_url(&settings.store.url), "listening");
+        tracing::info!(address = %settings.server.bind, port, scheme, store = %crate::redact::redact_url(&settings.store.url), "listening");
 
         let admin = match admin_listener {
             Some(listener) => {

@@ -2,7 +2,6 @@
 //! clock, each behind its seam so tests and deployments can choose the real part they want.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::ExposeSecret;
 
@@ -13,22 +12,8 @@ use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Directory;
 use crate::store::{Keys, Store};
 
-/// Time as an input, so TOTP logic can be checked at any instant.
-pub trait Clock: Send + Sync {
-    /// Seconds since the Unix epoch.
-    fn now_unix(&self) -> u64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
+// Defined in the leaf `clock`; named here too, where callers and tests have always found them.
+pub use crate::clock::{Clock, SystemClock};
 
 pub struct AppState {
     /// Settings and senders; read once per request with [`AppState::snapshot`].
@@ -62,7 +47,7 @@ impl AppState {
                 };
                 return Err(anyhow::Error::new(e).context(format!(
                     "cannot open the store at {}{hint}",
-                    redact_url(&settings.store.url)
+                    crate::redact::redact_url(&settings.store.url)
                 )));
             }
         };
@@ -129,12 +114,4 @@ pub fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
         return Ok(Keyring::generate());
     }
     Keyring::new(key, &previous).map_err(|e| anyhow::anyhow!("security.encryption_key: {e}"))
-}
-
-/// `redis://user:pass@host` → `redis://***@host`, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
-    }
 }

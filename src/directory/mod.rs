@@ -644,7 +644,7 @@ pub fn describe(s: &DirectorySettings) -> anyhow::Result<Description> {
             summary: format!(
                 "http {} {} (auth {}, timeout {} ms, {cache})",
                 s.http.method,
-                crate::state::redact_url(&s.http.url),
+                crate::redact::redact_url(&s.http.url),
                 format!("{:?}", s.http.auth).to_lowercase(),
                 s.http.timeout_ms
             ),
