@@ -328,7 +328,7 @@ async fn totp_enroll(
     let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
     let state = AppState::from_settings(settings).await?;
     let Some(enrolment) =
-        twofactor::totp::enrol(&state.directory, &state.snapshot().settings.totp, &id).await?
+        state.directory.enrol(&state.snapshot().settings.totp, &id).await?
     else {
         match state.directory.source_name() {
             "store" => {
