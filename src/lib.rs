@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod outbound;
+pub mod readiness;
 pub mod redact;
 pub mod startup;
 pub mod state;

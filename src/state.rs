@@ -24,7 +24,7 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     pub clock: Arc<dyn Clock>,
     /// The last store probe, which `/readyz` answers from.
-    pub readiness: crate::http::health::Readiness,
+    pub readiness: crate::readiness::Readiness,
 }
 
 impl AppState {
