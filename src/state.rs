@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
-
 use crate::config::Settings;
 use crate::config::live::{Live, Snapshot};
 use crate::crypto::Keyring;
@@ -17,7 +15,7 @@ pub use crate::clock::{Clock, SystemClock};
 
 pub struct AppState {
     /// Settings and senders; read once per request with [`AppState::snapshot`].
-    pub live: Live,
+    pub live: Arc<Live>,
     pub store: Arc<dyn Store>,
     pub keys: Keys,
     pub keyring: Arc<Keyring>,
@@ -67,7 +65,7 @@ impl AppState {
         email: Option<Arc<dyn EmailSender>>,
         sms: Option<Arc<dyn SmsSender>>,
     ) -> anyhow::Result<AppState> {
-        let keyring = Arc::new(keyring(&settings)?);
+        let keyring = Arc::new(crate::config::live::keyring(&settings)?);
         let keys = Keys::new(&settings.store.key_prefix);
         let directory = Arc::new(Directory::from_settings(
             store.clone(),
@@ -76,11 +74,16 @@ impl AppState {
             &settings.directory,
         )?);
         Ok(AppState {
-            live: Live::new(Snapshot {
-                settings,
-                email,
-                sms,
-            }),
+            live: Arc::new(Live::new(
+                Snapshot {
+                    settings,
+                    email,
+                    sms,
+                },
+                store.clone(),
+                keys.clone(),
+                keyring.clone(),
+            )),
             store,
             keys,
             keyring,
@@ -94,24 +97,4 @@ impl AppState {
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.live.load()
     }
-}
-
-/// The configured key ring; only the embedded memory store may run on a key made up at start.
-pub fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
-    let key = settings.security.encryption_key.expose_secret();
-    let previous: Vec<&str> = settings
-        .security
-        .previous_encryption_keys
-        .iter()
-        .map(|k| k.expose_secret())
-        .collect();
-    if key.is_empty() {
-        // Settings::validate allows an empty key only with the memory store.
-        tracing::warn!(
-            "security.encryption_key is not set: using a random key for this process only; \
-             pending codes and enrolled authenticators will not survive a restart"
-        );
-        return Ok(Keyring::generate());
-    }
-    Keyring::new(key, &previous).map_err(|e| anyhow::anyhow!("security.encryption_key: {e}"))
 }
