@@ -2,6 +2,7 @@
 //! Two-factor Authentication MicroApp in external mode).
 
 pub mod auth;
+pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod crypto;
@@ -12,6 +13,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod outbound;
+pub mod readiness;
+pub mod redact;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -187,7 +187,7 @@ async fn check_config(settings: &Settings, probe: bool) -> anyhow::Result<()> {
     println!("  listen:   {}", settings.server.bind);
     println!(
         "  store:    {}",
-        twofactor::state::redact_url(&settings.store.url)
+        twofactor::redact::redact_url(&settings.store.url)
     );
     println!("  email:    {:?}", settings.email_transport());
     println!("  sms:      {:?}", settings.sms_transport());
@@ -327,8 +327,10 @@ async fn totp_enroll(
     );
     let id = twofactor::domain::CustomerId::parse(&id).map_err(|e| anyhow::anyhow!(e))?;
     let state = AppState::from_settings(settings).await?;
-    let Some(enrolment) =
-        twofactor::totp::enrol(&state.directory, &state.snapshot().settings.totp, &id).await?
+    let Some(enrolment) = state
+        .directory
+        .enrol(&state.snapshot().settings.totp, &id)
+        .await?
     else {
         match state.directory.source_name() {
             "store" => {
@@ -395,11 +397,13 @@ async fn unlock(settings: Settings, id: String) -> anyhow::Result<()> {
 async fn keys_reseal(settings: Settings) -> anyhow::Result<()> {
     let state = shared_state(settings, "a reseal").await?;
     let customers = state.directory.reseal_all().await?;
-    let settings = twofactor::config::live::reseal(&state).await.map_err(|e| {
-        e.context(format!(
-            "resealed {customers} authenticator secrets, but not the live settings"
-        ))
-    })?;
+    let settings = twofactor::config::live::reseal(&state.live)
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "resealed {customers} authenticator secrets, but not the live settings"
+            ))
+        })?;
     // One line, the total first, so a script can loop until it reads "resealed 0".
     println!(
         "resealed {} secrets under key {} ({customers} authenticator secrets, {settings} live settings values)",

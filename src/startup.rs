@@ -80,11 +80,11 @@ impl Application {
         // Before the first re-read, so the settings gauges it sets are recorded from the start.
         crate::telemetry::metrics_handle();
         // Settings changed live before this instance started apply before it serves.
-        if let Err(e) = crate::config::live::refresh(&state).await {
+        if let Err(e) = crate::config::live::refresh(&state.live).await {
             tracing::warn!(cause = %e, "live settings not read at start: serving the file's until the store answers");
         }
         let state = web::Data::new(state);
-        crate::config::live::watch(state.clone().into_inner());
+        crate::config::live::watch(state.live.clone());
         let tls = if settings.server.tls_cert_file.is_empty() {
             None
         } else {
@@ -113,7 +113,7 @@ impl Application {
             listener,
             tls.clone()
         );
-        tracing::info!(address = %settings.server.bind, port, scheme, store = %crate::state::redact_url(&settings.store.url), "listening");
+        tracing::info!(address = %settings.server.bind, port, scheme, store = %crate::redact::redact_url(&settings.store.url), "listening");
 
         let admin = match admin_listener {
             Some(listener) => {

@@ -2,9 +2,6 @@
 //! clock, each behind its seam so tests and deployments can choose the real part they want.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::config::live::{Live, Snapshot};
@@ -13,33 +10,19 @@ use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Directory;
 use crate::store::{Keys, Store};
 
-/// Time as an input, so TOTP logic can be checked at any instant.
-pub trait Clock: Send + Sync {
-    /// Seconds since the Unix epoch.
-    fn now_unix(&self) -> u64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
+// Defined in the leaf `clock`; named here too, where callers and tests have always found them.
+pub use crate::clock::{Clock, SystemClock};
 
 pub struct AppState {
     /// Settings and senders; read once per request with [`AppState::snapshot`].
-    pub live: Live,
+    pub live: Arc<Live>,
     pub store: Arc<dyn Store>,
     pub keys: Keys,
     pub keyring: Arc<Keyring>,
     pub directory: Arc<Directory>,
     pub clock: Arc<dyn Clock>,
     /// The last store probe, which `/readyz` answers from.
-    pub readiness: crate::http::health::Readiness,
+    pub readiness: crate::readiness::Readiness,
 }
 
 impl AppState {
@@ -62,7 +45,7 @@ impl AppState {
                 };
                 return Err(anyhow::Error::new(e).context(format!(
                     "cannot open the store at {}{hint}",
-                    redact_url(&settings.store.url)
+                    crate::redact::redact_url(&settings.store.url)
                 )));
             }
         };
@@ -82,7 +65,7 @@ impl AppState {
         email: Option<Arc<dyn EmailSender>>,
         sms: Option<Arc<dyn SmsSender>>,
     ) -> anyhow::Result<AppState> {
-        let keyring = Arc::new(keyring(&settings)?);
+        let keyring = Arc::new(crate::config::live::keyring(&settings)?);
         let keys = Keys::new(&settings.store.key_prefix);
         let directory = Arc::new(Directory::from_settings(
             store.clone(),
@@ -91,11 +74,16 @@ impl AppState {
             &settings.directory,
         )?);
         Ok(AppState {
-            live: Live::new(Snapshot {
-                settings,
-                email,
-                sms,
-            }),
+            live: Arc::new(Live::new(
+                Snapshot {
+                    settings,
+                    email,
+                    sms,
+                },
+                store.clone(),
+                keys.clone(),
+                keyring.clone(),
+            )),
             store,
             keys,
             keyring,
@@ -108,33 +96,5 @@ impl AppState {
     /// The settings and senders one request works with, start to end.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.live.load()
-    }
-}
-
-/// The configured key ring; only the embedded memory store may run on a key made up at start.
-pub fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
-    let key = settings.security.encryption_key.expose_secret();
-    let previous: Vec<&str> = settings
-        .security
-        .previous_encryption_keys
-        .iter()
-        .map(|k| k.expose_secret())
-        .collect();
-    if key.is_empty() {
-        // Settings::validate allows an empty key only with the memory store.
-        tracing::warn!(
-            "security.encryption_key is not set: using a random key for this process only; \
-             pending codes and enrolled authenticators will not survive a restart"
-        );
-        return Ok(Keyring::generate());
-    }
-    Keyring::new(key, &previous).map_err(|e| anyhow::anyhow!("security.encryption_key: {e}"))
-}
-
-/// `redis://user:pass@host` → `redis://***@host`, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
     }
 }

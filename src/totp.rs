@@ -1,5 +1,7 @@
 //! Authenticator codes (RFC 6238) over totp-rs: checks with a skew window, reporting the matched step
-//! so the caller can refuse replays; secret generation; enrolment with provisioning URI and QR codes.
+//! so the caller can refuse replays; secret generation; what an enrolment hands over (provisioning
+//! URI and QR codes). Pure functions of settings and secrets: storing a secret is the directory's
+//! (`Directory::enrol`), which builds on these.
 //!
 //! Replay protection itself lives in `codes::verify` (the store keeps the last accepted step per
 //! customer, so every instance sees it); enrolling resets it, see `Directory::set_totp`.
@@ -8,10 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 use totp_rs::{Algorithm, Builder, Totp};
-use zeroize::Zeroizing;
 
 use crate::config::TotpSettings;
-use crate::directory::{Directory, DirectoryError};
 use crate::domain::CustomerId;
 
 /// 160-bit secrets, as RFC 4226 recommends.
@@ -93,14 +93,6 @@ impl std::fmt::Debug for Enrolment {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EnrolError {
-    #[error(transparent)]
-    Directory(#[from] DirectoryError),
-    #[error("cannot build the provisioning URI or QR code: {0}")]
-    Provisioning(String),
-}
-
 /// The label an authenticator app shows: the customer id. It is always present and stable, while an
 /// email address may be missing or change; totp-rs percent-encodes it in the URI.
 pub fn account_name(id: &CustomerId) -> String {
@@ -123,23 +115,6 @@ pub fn provisioning(
         otpauth_uri,
         qr_png_base64: B64.encode(png),
     })
-}
-
-/// Enrols (or re-enrols) an existing customer: a fresh secret, stored only encrypted, replacing any
-/// earlier one. `None` when there is no such customer.
-pub async fn enrol(
-    directory: &Directory,
-    settings: &TotpSettings,
-    id: &CustomerId,
-) -> Result<Option<Enrolment>, EnrolError> {
-    let secret = Zeroizing::new(generate_secret());
-    // Build the answer first, so a failure here leaves the old secret in place.
-    let enrolment =
-        provisioning(settings, &secret, &account_name(id)).map_err(EnrolError::Provisioning)?;
-    if !directory.set_totp(id, &secret).await? {
-        return Ok(None);
-    }
-    Ok(Some(enrolment))
 }
 
 /// `text` as a QR code drawn with Unicode half blocks, two modules per character row, with the

@@ -27,12 +27,12 @@ mod verify;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Keyring;
 use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Directory;
 use crate::domain::{CallId, CallerNumber, CustomerId};
-use crate::state::{AppState, Clock};
 use crate::store::{Keys, Store};
 
 pub use methods::{Methods, verified_methods};
@@ -46,7 +46,8 @@ pub use verify::verify;
 const STORE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What the rules see of one request's world: one snapshot's settings and senders, and the seams.
-/// Built once per request, so every rule reads the same settings even while they change.
+/// Built once per request (by the HTTP side, from the state), so every rule reads the same settings
+/// even while they change.
 pub struct Rules<'a> {
     pub settings: &'a Settings,
     pub email: Option<&'a dyn EmailSender>,
@@ -56,21 +57,6 @@ pub struct Rules<'a> {
     pub keyring: &'a Keyring,
     pub directory: &'a Directory,
     pub clock: &'a dyn Clock,
-}
-
-impl<'a> Rules<'a> {
-    pub fn new(state: &'a AppState, snapshot: &'a crate::config::live::Snapshot) -> Rules<'a> {
-        Rules {
-            settings: &snapshot.settings,
-            email: snapshot.email.as_deref(),
-            sms: snapshot.sms.as_deref(),
-            store: &state.store,
-            keys: &state.keys,
-            keyring: &state.keyring,
-            directory: &state.directory,
-            clock: state.clock.as_ref(),
-        }
-    }
 }
 
 /// Who a request is about: the customer, and the call and caller number when GIA passes them.

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::{ConfigError, Settings};
 use crate::crypto::Keyring;
 use crate::delivery::{EmailSender, SmsSender};
-use crate::state::AppState;
+use crate::store::{Keys, Store};
 
 /// The sections an admin may change while the service runs (of `totp`, only `skew_steps`).
 pub const LIVE_SECTIONS: [&str; 6] = ["email", "sms", "codes", "lockout", "statuses", "totp"];
@@ -69,10 +69,14 @@ impl Snapshot {
 }
 
 /// The current snapshot, swapped atomically under running requests, and the settings from file and
-/// environment that every overlay is layered over.
+/// environment that every overlay is layered over; with the store the overlay is kept in and the
+/// key ring that seals its secrets, so the overlay is read, written and watched from here alone.
 pub struct Live {
     current: ArcSwap<Snapshot>,
     base: Settings,
+    store: Arc<dyn Store>,
+    keys: Keys,
+    keyring: Arc<Keyring>,
     /// The overlay (version and id) the current snapshot was made from (0 and "": none).
     applied: std::sync::Mutex<(u64, String)>,
     /// Why the stored overlay is not in effect here, while that lasts: a readiness warning, and
@@ -83,10 +87,18 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(snapshot: Snapshot) -> Live {
+    pub fn new(
+        snapshot: Snapshot,
+        store: Arc<dyn Store>,
+        keys: Keys,
+        keyring: Arc<Keyring>,
+    ) -> Live {
         Live {
             base: snapshot.settings.clone(),
             current: ArcSwap::from_pointee(snapshot),
+            store,
+            keys,
+            keyring,
             applied: std::sync::Mutex::new((0, String::new())),
             problem: std::sync::Mutex::new(None),
             applying: tokio::sync::Mutex::new(()),
@@ -220,10 +232,10 @@ enum Stored {
 }
 
 /// The stored overlay and its raw text (for compare-and-set); version 0 and `{}` when none.
-async fn read(state: &AppState) -> anyhow::Result<(Option<String>, Stored)> {
-    let raw = state.store.get(&state.keys.settings()).await?;
+async fn read(live: &Live) -> anyhow::Result<(Option<String>, Stored)> {
+    let raw = live.store.get(&live.keys.settings()).await?;
     let stored = match &raw {
-        Some(text) => open(&state.keyring, text),
+        Some(text) => open(&live.keyring, text),
         None => Stored::Open {
             overlay: Overlay::default(),
             doc: json!({}),
@@ -309,10 +321,10 @@ fn unseal(keyring: &Keyring, doc: &Value) -> Result<Value, String> {
 /// overwritten: a lost race reads again, a few times. Version and id stay, since the settings are
 /// the same and no instance need apply them again. The history holds no sealed values (secrets
 /// appear there only as `set`/`unset`), so there is nothing of it to reseal.
-pub async fn reseal(state: &AppState) -> anyhow::Result<usize> {
-    let key = state.keys.settings();
+pub async fn reseal(live: &Live) -> anyhow::Result<usize> {
+    let key = live.keys.settings();
     for _ in 0..5 {
-        let Some(raw) = state.store.get(&key).await? else {
+        let Some(raw) = live.store.get(&key).await? else {
             return Ok(0);
         };
         let mut overlay: Overlay = serde_json::from_str(&raw).map_err(|e| {
@@ -325,13 +337,13 @@ pub async fn reseal(state: &AppState) -> anyhow::Result<usize> {
         for path in SEALED {
             if let Some(v) = overlay.doc.pointer_mut(path)
                 && let Some(sealed) = v.get("sealed").and_then(Value::as_str)
-                && !state.keyring.is_current(sealed)
+                && !live.keyring.is_current(sealed)
             {
-                let plain = state
+                let plain = live
                     .keyring
                     .decrypt(sealed, "settings")
                     .map_err(|e| anyhow::anyhow!("settings overlay {path}: {e}"))?;
-                *v = json!({ "sealed": state.keyring.encrypt(&plain, "settings") });
+                *v = json!({ "sealed": live.keyring.encrypt(&plain, "settings") });
                 resealed += 1;
             }
         }
@@ -339,11 +351,31 @@ pub async fn reseal(state: &AppState) -> anyhow::Result<usize> {
             return Ok(0);
         }
         let text = serde_json::to_string(&overlay)?;
-        if state.store.compare_and_set(&key, Some(&raw), &text).await? {
+        if live.store.compare_and_set(&key, Some(&raw), &text).await? {
             return Ok(resealed);
         }
     }
     anyhow::bail!("the settings overlay kept changing while it was resealed: run this again")
+}
+
+/// The configured key ring; only the embedded memory store may run on a key made up at start.
+pub fn keyring(settings: &Settings) -> anyhow::Result<Keyring> {
+    let key = settings.security.encryption_key.expose_secret();
+    let previous: Vec<&str> = settings
+        .security
+        .previous_encryption_keys
+        .iter()
+        .map(|k| k.expose_secret())
+        .collect();
+    if key.is_empty() {
+        // Settings::validate allows an empty key only with the memory store.
+        tracing::warn!(
+            "security.encryption_key is not set: using a random key for this process only; \
+             pending codes and enrolled authenticators will not survive a restart"
+        );
+        return Ok(Keyring::generate());
+    }
+    Keyring::new(key, &previous).map_err(|e| anyhow::anyhow!("security.encryption_key: {e}"))
 }
 
 /// For `twofactor check-config`: whether the stored overlay opens and applies with these settings.
@@ -367,7 +399,7 @@ pub async fn check_stored(settings: &Settings) -> Result<Option<String>, String>
     let Some(text) = raw else {
         return Ok(Some("  live settings: none stored".to_string()));
     };
-    let keyring = crate::state::keyring(settings).map_err(|e| format!("{e:#}"))?;
+    let keyring = keyring(settings).map_err(|e| format!("{e:#}"))?;
     match open(&keyring, &text) {
         Stored::Unreadable { version, cause } => Err(format!(
             "the stored live settings (version {version}) cannot be opened: {cause}"
@@ -386,10 +418,9 @@ pub async fn check_stored(settings: &Settings) -> Result<Option<String>, String>
 }
 
 /// Applies the stored overlay if it is newer than the one in use; true when settings changed.
-pub async fn refresh(state: &AppState) -> anyhow::Result<bool> {
-    let live = &state.live;
+pub async fn refresh(live: &Live) -> anyhow::Result<bool> {
     let _applying = live.applying.lock().await;
-    let (_, stored) = read(state).await?;
+    let (_, stored) = read(live).await?;
     let (overlay, doc) = match stored {
         Stored::Open { overlay, doc } => (overlay, doc),
         Stored::Unreadable { version, cause } => {
@@ -434,13 +465,13 @@ pub async fn refresh(state: &AppState) -> anyhow::Result<bool> {
 
 /// Keeps this instance's settings in step with the store: at once when told through pub/sub, and
 /// every second anyway, so a missed message still arrives.
-pub fn watch(state: Arc<AppState>) {
+pub fn watch(live: Arc<Live>) {
     tokio::spawn(async move {
-        let channel = state.keys.settings_channel();
+        let channel = live.keys.settings_channel();
         let mut news = None;
         loop {
             if news.is_none() {
-                news = state.store.subscribe(&channel).await.ok().flatten();
+                news = live.store.subscribe(&channel).await.ok().flatten();
             }
             let wake = async {
                 match news.as_mut() {
@@ -452,7 +483,7 @@ pub fn watch(state: Arc<AppState>) {
                 alive = wake => if !alive { news = None },
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if let Err(e) = refresh(&state).await {
+            if let Err(e) = refresh(&live).await {
                 // The store being away shows in readiness; the next round tries again.
                 tracing::debug!(cause = %e, "live settings not re-read");
             }
@@ -887,15 +918,14 @@ fn changes(old: &Settings, new: &Settings, patch: &Value) -> Vec<Change> {
 /// ([`PatchError::Unreadable`]) unless `replace_unreadable`: then the patch is applied over the
 /// file's settings and replaces it.
 pub async fn patch(
-    state: &AppState,
+    live: &Live,
     expected: u64,
     mut patch: Value,
     by: &str,
     replace_unreadable: bool,
 ) -> Result<(u64, Settings), PatchError> {
     check_live_keys(&patch)?;
-    let (raw, stored) = read(state).await?;
-    let live = &state.live;
+    let (raw, stored) = read(live).await?;
     let (stored_version, doc, current, replaced) = match stored {
         Stored::Unreadable { version, cause } => {
             if !replace_unreadable {
@@ -918,7 +948,7 @@ pub async fn patch(
             let current = live
                 .base()
                 .with_overlay(&doc)
-                .unwrap_or_else(|_| state.snapshot().settings.clone());
+                .unwrap_or_else(|_| live.load().settings.clone());
             (overlay.version, doc, current, None)
         }
     };
@@ -947,12 +977,12 @@ pub async fn patch(
     let written = Overlay {
         version,
         id: crate::crypto::random_id(),
-        doc: seal(&state.keyring, &next),
+        doc: seal(&live.keyring, &next),
     };
     let stored = serde_json::to_string(&written).map_err(anyhow::Error::from)?;
-    if !state
+    if !live
         .store
-        .compare_and_set(&state.keys.settings(), raw.as_deref(), &stored)
+        .compare_and_set(&live.keys.settings(), raw.as_deref(), &stored)
         .await
         .map_err(anyhow::Error::from)?
     {
@@ -987,16 +1017,16 @@ pub async fn patch(
         }
     }
     let history = serde_json::to_string(&entry).unwrap_or_default();
-    if let Err(e) = state
+    if let Err(e) = live
         .store
-        .push_capped(&state.keys.settings_history(), &history, HISTORY)
+        .push_capped(&live.keys.settings_history(), &history, HISTORY)
         .await
     {
         tracing::error!(version, cause = %e, "settings changed, but its history entry was not written");
     }
-    if let Err(e) = state
+    if let Err(e) = live
         .store
-        .publish(&state.keys.settings_channel(), &version.to_string())
+        .publish(&live.keys.settings_channel(), &version.to_string())
         .await
     {
         tracing::warn!(version, cause = %e, "settings changed; other instances will see it on their next re-read");
@@ -1009,24 +1039,24 @@ pub async fn patch(
 /// settings shown are the last good ones, and a patch on top of it meets the same validation, so
 /// the admin can mend the overlay through the API.
 /// While the stored overlay is not in effect here, `problem` says why (and how to mend it).
-pub async fn current(state: &AppState) -> anyhow::Result<(u64, Value)> {
-    refresh(state).await?;
-    let (_, stored) = read(state).await?;
+pub async fn current(live: &Live) -> anyhow::Result<(u64, Value)> {
+    refresh(live).await?;
+    let (_, stored) = read(live).await?;
     let version = match stored {
         Stored::Open { overlay, .. } => overlay.version,
         Stored::Unreadable { version, .. } => version,
     };
-    let snapshot = state.snapshot();
+    let snapshot = live.load();
     let mut shown = view(&snapshot.settings);
-    if let Some(problem) = state.live.problem() {
+    if let Some(problem) = live.problem() {
         shown["problem"] = json!(problem);
     }
     Ok((version, shown))
 }
 
 /// The last changes, newest first.
-pub async fn history(state: &AppState) -> anyhow::Result<Vec<Entry>> {
-    let items = state.store.list(&state.keys.settings_history()).await?;
+pub async fn history(live: &Live) -> anyhow::Result<Vec<Entry>> {
+    let items = live.store.list(&live.keys.settings_history()).await?;
     Ok(items
         .iter()
         .filter_map(|i| serde_json::from_str(i).ok())

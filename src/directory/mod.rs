@@ -17,10 +17,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::config::TotpSettings;
 use crate::config::directory::{DirectorySettings, DirectorySource};
 use crate::crypto::Keyring;
 use crate::domain::{CustomerId, Email, PhoneNumber};
 use crate::store::{Keys, Store, StoreError};
+use crate::totp::{self, Enrolment};
 
 /// Customers a seed file or an import writes at a time: enough to keep a pipelined Redis
 /// connection busy, few enough that a large file does not flood the store.
@@ -200,6 +202,14 @@ pub enum DirectoryError {
     ReadOnly(&'static str),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("cannot build the provisioning URI or QR code: {0}")]
+    Provisioning(String),
+}
+
 pub struct Directory {
     store: Arc<dyn Store>,
     keys: Keys,
@@ -312,7 +322,7 @@ impl Directory {
             .map(|p| PhoneNumber::parse_in(&p, self.default_region))
             .transpose()?;
         let totp_secret = nonempty(&input.totp_secret)
-            .map(|s| crate::totp::from_base32(&s).map(Zeroizing::new))
+            .map(|s| totp::from_base32(&s).map(Zeroizing::new))
             .transpose()?;
         Ok(ValidCustomer {
             id,
@@ -468,6 +478,23 @@ impl Directory {
             }
         }
         Ok(resealed)
+    }
+
+    /// Enrols (or re-enrols) an existing customer: a fresh secret, stored only encrypted, replacing any
+    /// earlier one. `None` when there is no such customer.
+    pub async fn enrol(
+        &self,
+        settings: &TotpSettings,
+        id: &CustomerId,
+    ) -> Result<Option<Enrolment>, EnrolError> {
+        let secret = Zeroizing::new(totp::generate_secret());
+        // Build the answer first, so a failure here leaves the old secret in place.
+        let enrolment = totp::provisioning(settings, &secret, &totp::account_name(id))
+            .map_err(EnrolError::Provisioning)?;
+        if !self.set_totp(id, &secret).await? {
+            return Ok(None);
+        }
+        Ok(Some(enrolment))
     }
 
     /// Replaces the TOTP secret of an existing customer; false when there is no such customer.
@@ -644,7 +671,7 @@ pub fn describe(s: &DirectorySettings) -> anyhow::Result<Description> {
             summary: format!(
                 "http {} {} (auth {}, timeout {} ms, {cache})",
                 s.http.method,
-                crate::state::redact_url(&s.http.url),
+                crate::redact::redact_url(&s.http.url),
                 format!("{:?}", s.http.auth).to_lowercase(),
                 s.http.timeout_ms
             ),

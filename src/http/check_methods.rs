@@ -19,7 +19,7 @@ pub async fn check_methods(
     let params = params::extract(&mut ctx, &req, payload).await?;
     let customer = params.customer_id(&ctx)?;
     let statuses = &snapshot.settings.statuses;
-    let rules = crate::codes::Rules::new(&state, &snapshot);
+    let rules = super::rules(&state, &snapshot);
     Ok(
         match crate::codes::verified_methods(&rules, &customer).await {
             Ok(Some(methods)) => answer::methods(

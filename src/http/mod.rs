@@ -14,6 +14,8 @@ pub mod verify_code;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::codes::Rules;
+use crate::config::live::Snapshot;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -92,4 +94,19 @@ where
                 )
             },
         ))
+}
+
+/// What the rules see of one callflow request: `snapshot`'s settings and senders, and the state's
+/// seams. Built here, on the HTTP side, so the rules never name the state.
+fn rules<'a>(state: &'a AppState, snapshot: &'a Snapshot) -> Rules<'a> {
+    Rules {
+        settings: &snapshot.settings,
+        email: snapshot.email.as_deref(),
+        sms: snapshot.sms.as_deref(),
+        store: &state.store,
+        keys: &state.keys,
+        keyring: &state.keyring,
+        directory: &state.directory,
+        clock: state.clock.as_ref(),
+    }
 }

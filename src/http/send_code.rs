@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer;
 use super::params::{self, Ctx};
-use crate::codes::Rules;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -24,7 +23,7 @@ pub async fn send_code(
             "missing TwoFactorAuthSelectedMethod: send Email, SMS or Authenticator",
         )
     })?;
-    let outcome = crate::codes::send(&Rules::new(&state, &snapshot), &call, method).await;
+    let outcome = crate::codes::send(&super::rules(&state, &snapshot), &call, method).await;
     Ok(answer::outcome(
         ctx.format,
         &snapshot.settings.statuses,

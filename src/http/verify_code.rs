@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer;
 use super::params::{self, Ctx};
-use crate::codes::Rules;
 use crate::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
@@ -26,7 +25,7 @@ pub async fn verify_code(
             "missing authCode_nbest1: send the code the caller entered",
         )
     })?;
-    let outcome = crate::codes::verify(&Rules::new(&state, &snapshot), &call, method, code).await;
+    let outcome = crate::codes::verify(&super::rules(&state, &snapshot), &call, method, code).await;
     Ok(answer::outcome(
         ctx.format,
         &snapshot.settings.statuses,

@@ -157,10 +157,12 @@ pub async fn enrol(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = customer_id(&path)?;
-    let enrolment = crate::totp::enrol(&state.directory, &state.snapshot().settings.totp, &id)
+    let enrolment = state
+        .directory
+        .enrol(&state.snapshot().settings.totp, &id)
         .await
         .map_err(|e| match e {
-            crate::totp::EnrolError::Directory(d) => AdminError::from(d),
+            crate::directory::EnrolError::Directory(d) => AdminError::from(d),
             other => AdminError::internal(&other),
         })?;
     audit(

@@ -27,7 +27,7 @@ pub async fn get(
     _: AdminPrincipal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let (version, view) = live::current(&state).await.map_err(fault)?;
+    let (version, view) = live::current(&state.live).await.map_err(fault)?;
     Ok(answer(version, &view))
 }
 
@@ -68,7 +68,15 @@ pub async fn patch(
         .get("x-replace-unreadable")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    match live::patch(&state, expected, body.into_inner(), &admin.name, replace).await {
+    match live::patch(
+        &state.live,
+        expected,
+        body.into_inner(),
+        &admin.name,
+        replace,
+    )
+    .await
+    {
         Ok((version, settings)) => Ok(answer(version, &live::view(&settings))),
         Err(PatchError::Stale(_)) => Err(stale()),
         Err(e @ PatchError::Unreadable { .. }) => Err(AdminError::new(
@@ -90,7 +98,7 @@ pub async fn history(
     _: AdminPrincipal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let changes = live::history(&state).await.map_err(fault)?;
+    let changes = live::history(&state.live).await.map_err(fault)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(serde_json::json!({ "changes": changes })))
