@@ -256,7 +256,7 @@ def main():
         cost = commands() - before - 1  # the INFO itself
         report("readyz", statuses.count(200) == 300 and cost <= 20,
                f"{statuses.count(200)} of 300 answered 200; Redis processed {cost} commands "
-               f"meanwhile (both instances' background work included)")
+               f"meanwhile (the three instances' background work included)")
     finally:
         for p in procs:
             p.terminate()
