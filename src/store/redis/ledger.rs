@@ -50,16 +50,16 @@ fn checked(
     (kind, lock, method, record): (i64, i64, String, String),
 ) -> Result<Checked, StoreError> {
     let judged = match kind {
-        0 => Judged::Missing,
-        1 => Judged::Accepted,
-        2 => Judged::Wrong,
-        3 => Judged::Exhausted,
-        4 => Judged::Locked,
-        5 => Judged::Repeat,
-        6 => Judged::Replayed,
-        7 => return Ok(Checked::Unknown),
-        8 => return Ok(Checked::Authenticator(record)),
-        9 => return Err(unreadable_record()),
+        answer::MISSING => Judged::Missing,
+        answer::ACCEPTED => Judged::Accepted,
+        answer::WRONG => Judged::Wrong,
+        answer::EXHAUSTED => Judged::Exhausted,
+        answer::LOCKED => Judged::Locked,
+        answer::REPEAT => Judged::Repeat,
+        answer::REPLAYED => Judged::Replayed,
+        answer::UNKNOWN => return Ok(Checked::Unknown),
+        answer::AUTHENTICATOR => return Ok(Checked::Authenticator(record)),
+        answer::UNREADABLE => return Err(unreadable_record()),
         other => {
             return Err(StoreError::Protocol(format!(
                 "verification script answered {other}"
@@ -68,8 +68,8 @@ fn checked(
     };
     let verdict = Verdict {
         judged,
-        locked_now: matches!(lock, 1 | 2),
-        desk: matches!(lock, 2 | 3),
+        locked_now: matches!(lock, answer::LOCKED_NOW | answer::LOCKED_FOR_DESK),
+        desk: matches!(lock, answer::LOCKED_FOR_DESK | answer::HELD_FOR_DESK),
     };
     Ok(Checked::Judged(Method::from_stored(&method), verdict))
 }
@@ -121,17 +121,17 @@ impl Ledger for RedisStore {
             })
             .await?;
         Ok(match kind {
-            0 => Started::Unknown,
-            1 => Started::NotVerified,
-            2 => Started::NotOffered,
-            3 => Started::Locked { desk: false },
-            10 => Started::Locked { desk: true },
-            4 => Started::LineLocked,
-            5 => Started::Authenticator,
-            6 => Started::Checked(record),
-            7 => Started::Limited,
-            8 => Started::Reserved(record),
-            9 => return Err(unreadable_record()),
+            answer::SEND_UNKNOWN => Started::Unknown,
+            answer::SEND_NOT_VERIFIED => Started::NotVerified,
+            answer::SEND_NOT_OFFERED => Started::NotOffered,
+            answer::SEND_LOCKED => Started::Locked { desk: false },
+            answer::SEND_DESK_LOCKED => Started::Locked { desk: true },
+            answer::SEND_LINE_LOCKED => Started::LineLocked,
+            answer::SEND_AUTHENTICATOR => Started::Authenticator,
+            answer::SEND_CHECKED => Started::Checked(record),
+            answer::SEND_LIMITED => Started::Limited,
+            answer::SEND_RESERVED => Started::Reserved(record),
+            answer::SEND_UNREADABLE => return Err(unreadable_record()),
             other => {
                 return Err(StoreError::Protocol(format!(
                     "send script answered {other}"

@@ -6,6 +6,77 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// The numbers the ledger scripts answer with, by name: the one table that the scripts' text (as
+/// Lua locals of the same names, see [`LUA_ANSWERS`]) and their decoding (`ledger.rs`) both read.
+pub(super) mod answer {
+    // A verification's verdict: the first value of its answer.
+    pub const MISSING: i64 = 0;
+    pub const ACCEPTED: i64 = 1;
+    pub const WRONG: i64 = 2;
+    pub const EXHAUSTED: i64 = 3;
+    pub const LOCKED: i64 = 4;
+    pub const REPEAT: i64 = 5;
+    pub const REPLAYED: i64 = 6;
+    pub const UNKNOWN: i64 = 7;
+    pub const AUTHENTICATOR: i64 = 8;
+    pub const UNREADABLE: i64 = 9;
+    // The lock beside it: the second value.
+    pub const NO_LOCK: i64 = 0;
+    pub const LOCKED_NOW: i64 = 1;
+    pub const LOCKED_FOR_DESK: i64 = 2;
+    pub const HELD_FOR_DESK: i64 = 3;
+    // What the first step of a send found.
+    pub const SEND_UNKNOWN: i64 = 0;
+    pub const SEND_NOT_VERIFIED: i64 = 1;
+    pub const SEND_NOT_OFFERED: i64 = 2;
+    pub const SEND_LOCKED: i64 = 3;
+    pub const SEND_LINE_LOCKED: i64 = 4;
+    pub const SEND_AUTHENTICATOR: i64 = 5;
+    pub const SEND_CHECKED: i64 = 6;
+    pub const SEND_LIMITED: i64 = 7;
+    pub const SEND_RESERVED: i64 = 8;
+    pub const SEND_UNREADABLE: i64 = 9;
+    pub const SEND_DESK_LOCKED: i64 = 10;
+
+    /// Every name with its number, for the scripts' locals.
+    pub const ALL: [(&str, i64); 25] = [
+        ("MISSING", MISSING),
+        ("ACCEPTED", ACCEPTED),
+        ("WRONG", WRONG),
+        ("EXHAUSTED", EXHAUSTED),
+        ("LOCKED", LOCKED),
+        ("REPEAT", REPEAT),
+        ("REPLAYED", REPLAYED),
+        ("UNKNOWN", UNKNOWN),
+        ("AUTHENTICATOR", AUTHENTICATOR),
+        ("UNREADABLE", UNREADABLE),
+        ("NO_LOCK", NO_LOCK),
+        ("LOCKED_NOW", LOCKED_NOW),
+        ("LOCKED_FOR_DESK", LOCKED_FOR_DESK),
+        ("HELD_FOR_DESK", HELD_FOR_DESK),
+        ("SEND_UNKNOWN", SEND_UNKNOWN),
+        ("SEND_NOT_VERIFIED", SEND_NOT_VERIFIED),
+        ("SEND_NOT_OFFERED", SEND_NOT_OFFERED),
+        ("SEND_LOCKED", SEND_LOCKED),
+        ("SEND_LINE_LOCKED", SEND_LINE_LOCKED),
+        ("SEND_AUTHENTICATOR", SEND_AUTHENTICATOR),
+        ("SEND_CHECKED", SEND_CHECKED),
+        ("SEND_LIMITED", SEND_LIMITED),
+        ("SEND_RESERVED", SEND_RESERVED),
+        ("SEND_UNREADABLE", SEND_UNREADABLE),
+        ("SEND_DESK_LOCKED", SEND_DESK_LOCKED),
+    ];
+}
+
+/// The answer table as Lua locals, put at the head of each script that answers with it.
+static LUA_ANSWERS: LazyLock<String> = LazyLock::new(|| {
+    let (names, numbers): (Vec<&str>, Vec<String>) = answer::ALL
+        .iter()
+        .map(|(name, n)| (*name, n.to_string()))
+        .unzip();
+    format!("local {} = {}\n", names.join(", "), numbers.join(", "))
+});
+
 pub(super) static DISCARD_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('HGET', KEYS[1], 'd') == ARGV[1] then
@@ -67,20 +138,19 @@ end
 /// Redis about as much as the key lookup itself). KEYS: lock, failures, accepted, choice, code,
 /// streak. ARGV: max, window ms, lock ms, grace ms, judge (1/0), discard the code on lock (1/0),
 /// failures in a row that lock for the desk. Sets `n` (this failure's number) and `max`. Answers
-/// {kind, lock, method, record}: kind 0 missing, 1 accepted, 2 wrong, 3 exhausted, 4 locked, 5
-/// repeat, 6 replayed, 7 unknown customer, 8 authenticator chosen (with the record), 9 unreadable
-/// record; lock 0 none, 1 locked now, 2 locked now until the desk unlocks, 3 (with kind 4) held by
-/// a lock only the desk lifts. The digests are keyed HMACs, so comparing them with `==` reveals
+/// {kind, lock, method, record}, named in [`answer`]: the verdict (or `UNKNOWN`, `AUTHENTICATOR`
+/// with the record, `UNREADABLE`), and `NO_LOCK`, `LOCKED_NOW`, `LOCKED_FOR_DESK` (locked now
+/// until the desk unlocks) or `HELD_FOR_DESK` (with `LOCKED`: a lock only the desk lifts). The digests are keyed HMACs, so comparing them with `==` reveals
 /// nothing an attacker can steer. No closures but `accept`: each is an allocation per call.
 const VERIFY_PRELUDE: &str = r"if accepted then
   for i = digests, #ARGV do
-    if accepted == ARGV[i] then return {5, 0, chosen, ''} end
+    if accepted == ARGV[i] then return {REPEAT, NO_LOCK, chosen, ''} end
   end
 end
-if ARGV[5] ~= '1' then return {0, 0, chosen, ''} end
+if ARGV[5] ~= '1' then return {MISSING, NO_LOCK, chosen, ''} end
 if locked then
-  if locked == 'desk' then return {4, 3, chosen, ''} end
-  return {4, 0, chosen, ''}
+  if locked == 'desk' then return {LOCKED, HELD_FOR_DESK, chosen, ''} end
+  return {LOCKED, NO_LOCK, chosen, ''}
 end
 -- The count is only ever made with its expiry (SET PX), which INCR keeps. One given no expiry
 -- by hand is not repaired here (checking costs a call per check); an unlock deletes it.
@@ -101,13 +171,13 @@ end
 /// `VERIFY_PRELUDE` numbers them): a judged failure adds to the streak, and the one that reaches
 /// `ARGV[7]` locks with no expiry (`desk`); otherwise the failure that reaches the window's limit
 /// locks for the lock's duration. The streak has no expiry either: waiting out locks never resets it.
-const VERIFY_VERDICT: &str = r"if kind ~= 4 then
+const VERIFY_VERDICT: &str = r"if kind ~= LOCKED then
   local s = (tonumber(streak) or 0) + 1
   if s >= tonumber(ARGV[7]) then
     redis.call('SET', KEYS[1], 'desk')
     redis.call('DEL', KEYS[2], KEYS[6])
     if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
-    return {kind, 2, chosen, ''}
+    return {kind, LOCKED_FOR_DESK, chosen, ''}
   end
   redis.call('SET', KEYS[6], s)
 end
@@ -115,21 +185,22 @@ if n >= max then
   redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
   if ARGV[6] == '1' then redis.call('DEL', KEYS[5]) end
-  return {kind, 1, chosen, ''}
+  return {kind, LOCKED_NOW, chosen, ''}
 end
-return {kind, 0, chosen, ''}";
+return {kind, NO_LOCK, chosen, ''}";
 
 /// A whole check of a code (see `Ledger::check_code`). KEYS as the prelude's, then the record.
 /// ARGV as the prelude's, then: 8 wrong tries one code survives, 9 the named method (or ''), 10 the
 /// offered channels ('e', 's'), 11 the customer as known (or '': read the record), 12 how many
 /// email digests follow from 13, then the SMS digests.
 pub(super) static CHECK_CODE: LazyLock<Script> = LazyLock::new(|| {
+    let answers = LUA_ANSWERS.as_str();
     Script::new(&format!(
-        r"{RECORD}
+        r"{answers}{RECORD}
 local got = redis.call('MGET', KEYS[7], KEYS[4], KEYS[3], KEYS[1], KEYS[2], KEYS[6])
 local rec, email, phone, totp, rev, revs = record(got[1], ARGV[11])
-if rec == nil then return {{7, 0, '', ''}} end
-if not rec then return {{9, 0, '', ''}} end
+if rec == nil then return {{UNKNOWN, NO_LOCK, '', ''}} end
+if not rec then return {{UNREADABLE, NO_LOCK, '', ''}} end
 local code = redis.call('HMGET', KEYS[5], 'd', 'r', 'm')
 local chosen = ARGV[9]
 if chosen == '' then
@@ -146,7 +217,7 @@ if chosen == '' then
     if e and not s then chosen = 'email' elseif s and not e then chosen = 'sms' end
   end
 end
-if chosen == 'authenticator' then return {{8, 0, chosen, rec}} end
+if chosen == 'authenticator' then return {{AUTHENTICATOR, NO_LOCK, chosen, rec}} end
 local digests, accepted, locked, failures, streak = 13, got[3], got[4], got[5], got[6]
 {VERIFY_PRELUDE}
 local d, r = code[1], code[2] or ''
@@ -158,12 +229,12 @@ if revs then
 end
 local kind
 if n > max then
-  kind = 4
+  kind = LOCKED
 elseif not d then
-  kind = 0
+  kind = MISSING
 elseif not current then
   redis.call('DEL', KEYS[5])
-  kind = 0
+  kind = MISSING
 else
   local k = tonumber(ARGV[12])
   local first, last = 13, 12 + k
@@ -172,14 +243,14 @@ else
     if d == ARGV[i] then
       redis.call('DEL', KEYS[5])
       accept(d)
-      return {{1, 0, chosen, ''}}
+      return {{ACCEPTED, NO_LOCK, chosen, ''}}
     end
   end
   if redis.call('HINCRBY', KEYS[5], 'a', 1) >= tonumber(ARGV[8]) then
     redis.call('DEL', KEYS[5])
-    kind = 3
+    kind = EXHAUSTED
   else
-    kind = 2
+    kind = WRONG
   end
 end
 {VERIFY_VERDICT}"
@@ -189,25 +260,26 @@ end
 /// An authenticator code: KEYS as the prelude's, then the last accepted step; ARGV as the
 /// prelude's, then 8 the matched step (-1 none), 9 the step record's life in ms, then the digests.
 pub(super) static VERIFY_TOTP: LazyLock<Script> = LazyLock::new(|| {
+    let answers = LUA_ANSWERS.as_str();
     Script::new(&format!(
-        r"local chosen = 'authenticator'
+        r"{answers}local chosen = 'authenticator'
 local got = redis.call('MGET', KEYS[3], KEYS[1], KEYS[2], KEYS[6])
 local digests, accepted, locked, failures, streak = 10, got[1], got[2], got[3], got[4]
 {VERIFY_PRELUDE}
 local kind
 local step = tonumber(ARGV[8])
 if n > max then
-  kind = 4
+  kind = LOCKED
 elseif step < 0 then
-  kind = 2
+  kind = WRONG
 else
   local last = tonumber(redis.call('GET', KEYS[7]) or '-1')
   if last and step <= last then
-    kind = 6
+    kind = REPLAYED
   else
     redis.call('SET', KEYS[7], ARGV[8], 'PX', ARGV[9])
     accept(ARGV[10])
-    return {{1, 0, chosen, ''}}
+    return {{ACCEPTED, NO_LOCK, chosen, ''}}
   end
 end
 {VERIFY_VERDICT}"
@@ -216,32 +288,32 @@ end
 
 /// The first step of a send (see `Ledger::start_send`). KEYS: record, lock, choice, code, sends.
 /// ARGV: method, offered (1/0), line locked (1/0), reserve (1/0), max sends, window ms, digest,
-/// ttl ms, the customer as known (or '': read the record). Answers {kind, record}: 0 unknown, 1 not verified, 2 not offered, 3 locked, 4 line
-/// locked, 5 authenticator, 6 checked, 7 limited, 8 reserved, 9 unreadable record, 10 locked until
-/// the desk unlocks.
+/// ttl ms, the customer as known (or '': read the record). Answers {kind, record}, the kinds named
+/// `SEND_…` in [`answer`].
 pub(super) static START_SEND: LazyLock<Script> = LazyLock::new(|| {
+    let answers = LUA_ANSWERS.as_str();
     Script::new(&format!(
-        r"{RECORD}{RESERVE}
+        r"{answers}{RECORD}{RESERVE}
 local rec, email, phone, totp, rev = record(redis.call('GET', KEYS[1]), ARGV[9])
-if rec == nil then return {{0, ''}} end
-if not rec then return {{9, ''}} end
+if rec == nil then return {{SEND_UNKNOWN, ''}} end
+if not rec then return {{SEND_UNREADABLE, ''}} end
 local m = ARGV[1]
 local has = (m == 'email' and email) or (m == 'sms' and phone) or (m == 'authenticator' and totp)
-if not has then return {{1, ''}} end
-if ARGV[2] ~= '1' then return {{2, ''}} end
+if not has then return {{SEND_NOT_VERIFIED, ''}} end
+if ARGV[2] ~= '1' then return {{SEND_NOT_OFFERED, ''}} end
 local lock = redis.call('GET', KEYS[2])
-if lock == 'desk' then return {{10, ''}} end
-if lock then return {{3, ''}} end
-if ARGV[3] == '1' then return {{4, ''}} end
+if lock == 'desk' then return {{SEND_DESK_LOCKED, ''}} end
+if lock then return {{SEND_LOCKED, ''}} end
+if ARGV[3] == '1' then return {{SEND_LINE_LOCKED, ''}} end
 if m == 'authenticator' then
   redis.call('SET', KEYS[3], m, 'PX', ARGV[8])
-  return {{5, ''}}
+  return {{SEND_AUTHENTICATOR, ''}}
 end
-if ARGV[4] ~= '1' then return {{6, rec}} end
+if ARGV[4] ~= '1' then return {{SEND_CHECKED, rec}} end
 if reserve(KEYS[5], KEYS[4], KEYS[3], ARGV[5], ARGV[6], ARGV[7], m, rev, ARGV[8]) < 0 then
-  return {{7, ''}}
+  return {{SEND_LIMITED, ''}}
 end
-return {{8, rec}}"
+return {{SEND_RESERVED, rec}}"
     ))
 });
 
