@@ -1,13 +1,40 @@
-//! `admin.tokens`: named bearer tokens, each with a role, parsed and checked once when the settings
-//! load. An entry is a bare token (an `admin` token named `token-N` after its position, as
-//! deployments wrote them before names existed), a `"name:role:token"` string, or a table
-//! `{ name = "…", role = "read" | "admin", token = "…" }`. `admin.tokens_file` lines take the
-//! string forms.
+//! `[admin]` (`AdminSettings`: its listener, networks, sessions and origins), and `admin.tokens`:
+//! named bearer tokens, each with a role, parsed and checked once when the settings load. An entry
+//! is a bare token (an `admin` token named `token-N` after its position, as deployments wrote them
+//! before names existed), a `"name:role:token"` string, or a table `{ name = "…", role = "read" |
+//! "admin", token = "…" }`. `admin.tokens_file` lines take the string forms.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+use super::values::Network;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Named bearer tokens with roles (see [`AdminTokens`]); empty disables the admin API.
+    pub tokens: AdminTokens,
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+    /// A listener of its own for `/admin` and `/metrics` (e.g. `127.0.0.1:9090`); empty serves them
+    /// on `server.bind`.
+    pub bind: String,
+    /// CIDRs allowed to reach the admin API, on either listener; empty allows all.
+    pub allowed_networks: Vec<Network>,
+    /// Admin page sessions end after this many seconds without a request.
+    pub session_idle_seconds: u64,
+    /// Admin page sessions end this long after login, however busy (absolute lifetime).
+    pub session_max_seconds: u64,
+    /// `Secure` on the session cookie; unset means on in production or with `server.tls_cert_file`
+    /// (see [`Settings::admin_cookie_secure`](super::Settings::admin_cookie_secure)).
+    #[serde(default)]
+    pub cookie_secure: Option<bool>,
+    /// Origins (`https://desk.example`) given CORS headers on `/admin`; empty gives none.
+    pub allowed_origins: Vec<String>,
+}
 
 /// What a token (and a session made with it) may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

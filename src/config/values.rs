@@ -1,6 +1,8 @@
 //! Values the settings validate, as the types their users take: parsed here, so delivery and the
 //! store import them from the settings rather than the settings importing those modules.
 
+use serde::Deserialize;
+
 /// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusMatcher {
@@ -105,6 +107,38 @@ fn node_urls(scheme: &str, hosts: &str) -> Vec<String> {
         .split(',')
         .map(|h| format!("{scheme}://{auth}{}", h.trim()))
         .collect()
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address, parsed when the settings load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Network(pub ipnet::IpNet);
+
+impl TryFrom<String> for Network {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(Network)
+            .map_err(|_| format!("{s:?} is not a CIDR like 10.0.0.0/8"))
+    }
+}
+
+/// An ISO 3166 region (`GB`), or none (empty string), parsed when the settings load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Region(pub Option<phonenumber::country::Id>);
+
+impl TryFrom<String> for Region {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        if s.is_empty() {
+            return Ok(Region(None));
+        }
+        s.parse()
+            .map(|id| Region(Some(id)))
+            .map_err(|_| format!("{s:?} is not an ISO 3166 region like GB"))
+    }
 }
 
 #[cfg(test)]

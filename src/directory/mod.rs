@@ -4,147 +4,36 @@
 //! (`genesys_cloud.rs`), whose answers are cached in the store, sealed (`cache.rs`). Authenticator
 //! secrets always live in the store, encrypted (see `crypto`) and bound to the customer id so they
 //! cannot be moved to another record; with an external source the customer's record holds only that.
+//!
+//! Here: the `Source` trait and the `Directory` facade (reading, writing, authenticator enrolment,
+//! revocation and resealing). The customer record, its validation and the contacts' revision are
+//! `customer.rs`; imports and the seed file `import.rs`; what `check-config` says `describe.rs`.
 
 pub mod cache;
+mod customer;
+mod describe;
 pub mod genesys_cloud;
 pub mod http;
+mod import;
 pub mod oauth;
 pub mod store;
+
+pub use customer::{
+    Contacts, Customer, CustomerInput, CustomerView, ValidCustomer, contacts_rev, contacts_revs,
+};
+pub use describe::{Description, describe};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::config::TotpSettings;
 use crate::config::directory::{DirectorySettings, DirectorySource};
 use crate::crypto::Keyring;
-use crate::domain::{CustomerId, Email, PhoneNumber};
+use crate::domain::CustomerId;
 use crate::store::{Keys, Store, StoreError};
 use crate::totp::{self, Enrolment};
-
-/// Customers a seed file or an import writes at a time: enough to keep a pipelined Redis
-/// connection busy, few enough that a large file does not flood the store.
-const LOAD_CONCURRENCY: usize = 64;
-
-/// A customer as the seed file, the import command and the admin API write it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomerInput {
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    /// Base32; write-only.
-    #[serde(default)]
-    pub totp_secret: Option<String>,
-}
-
-/// A customer as read back: the secret is never returned, only whether there is one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CustomerView {
-    pub id: String,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub totp_enrolled: bool,
-}
-
-/// What is stored per customer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Customer {
-    #[serde(default, deserialize_with = "stored::email")]
-    pub email: Option<Email>,
-    #[serde(default, deserialize_with = "stored::phone")]
-    pub phone: Option<PhoneNumber>,
-    /// `v1.<key id>.<ciphertext>` of the raw secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub totp_sealed: Option<String>,
-    /// The contacts' revision (see [`contacts_rev`]): a pending code carries the one it was sent
-    /// under, and the store refuses it once the record holds another.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rev: Option<String>,
-}
-
-/// A keyed tag of a customer's contacts: equal for equal contacts, and telling nothing of them
-/// without the service key, so it may sit beside a pending code.
-pub fn contacts_rev(
-    keyring: &Keyring,
-    id: &CustomerId,
-    email: Option<&Email>,
-    phone: Option<&PhoneNumber>,
-) -> String {
-    let mut tag = keyring.digest(&contacts_parts(id, email, phone));
-    tag.truncate(16);
-    tag
-}
-
-/// The same tag under each key of the ring, current first: what a customer looked up outside the
-/// store matches pending codes by, so codes sent by an instance on the other key still match
-/// during a key rotation.
-pub fn contacts_revs(
-    keyring: &Keyring,
-    id: &CustomerId,
-    email: Option<&Email>,
-    phone: Option<&PhoneNumber>,
-) -> Vec<String> {
-    let mut tags = keyring.digests(&contacts_parts(id, email, phone));
-    tags.iter_mut().for_each(|t| t.truncate(16));
-    tags
-}
-
-fn contacts_parts<'a>(
-    id: &'a CustomerId,
-    email: Option<&'a Email>,
-    phone: Option<&'a PhoneNumber>,
-) -> [&'a str; 4] {
-    [
-        "contacts",
-        id.as_str(),
-        email.map(Email::as_str).unwrap_or(""),
-        phone.map(PhoneNumber::e164).unwrap_or(""),
-    ]
-}
-
-/// Contacts as read back from the store: validated when written, so only their form is checked on
-/// every read (a full phone-number check was a quarter of a request's CPU).
-mod stored {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    use crate::domain::{Email, PhoneNumber};
-
-    pub fn email<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Email>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(Email::from_stored)
-            .transpose()
-            .map_err(D::Error::custom)
-    }
-
-    pub fn phone<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PhoneNumber>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(PhoneNumber::from_stored)
-            .transpose()
-            .map_err(D::Error::custom)
-    }
-}
-
-impl Customer {
-    pub fn has_authenticator(&self) -> bool {
-        self.totp_sealed.is_some()
-    }
-}
-
-/// A customer's contacts as a source answers them, validated.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contacts {
-    /// Read back from the (sealed) cache with the store's light checks: validated when fetched.
-    #[serde(default, deserialize_with = "stored::email")]
-    pub email: Option<Email>,
-    #[serde(default, deserialize_with = "stored::phone")]
-    pub phone: Option<PhoneNumber>,
-}
 
 /// Why a source could not answer. The text names the cause (a status, a timeout, a missing
 /// field), never contact data, so it can be logged as it is.
@@ -172,14 +61,6 @@ pub trait Source: Send + Sync {
         id: &CustomerId,
         stored: Option<&Customer>,
     ) -> Result<Option<Contacts>, SourceError>;
-}
-
-/// A validated input, ready to store.
-pub struct ValidCustomer {
-    pub id: CustomerId,
-    pub email: Option<Email>,
-    pub phone: Option<PhoneNumber>,
-    pub totp_secret: Option<Zeroizing<Vec<u8>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,37 +182,6 @@ impl Directory {
         self.source.name()
     }
 
-    /// Checks one input; `id` overrides the input's own id (admin PUT names it in the path).
-    pub fn validate(
-        &self,
-        input: &CustomerInput,
-        id: Option<&str>,
-    ) -> Result<ValidCustomer, String> {
-        let raw_id = id.or(input.id.as_deref()).ok_or("id is missing")?;
-        let id = CustomerId::parse(raw_id)?;
-        let nonempty = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let email = nonempty(&input.email)
-            .map(|e| Email::parse(&e))
-            .transpose()?;
-        let phone = nonempty(&input.phone)
-            .map(|p| PhoneNumber::parse_in(&p, self.default_region))
-            .transpose()?;
-        let totp_secret = nonempty(&input.totp_secret)
-            .map(|s| totp::from_base32(&s).map(Zeroizing::new))
-            .transpose()?;
-        Ok(ValidCustomer {
-            id,
-            email,
-            phone,
-            totp_secret,
-        })
-    }
-
     /// The customer: the store's record, or with an external source the contacts it answers
     /// (through the cache) with the authenticator secret the store holds. `None`: unknown.
     pub async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, DirectoryError> {
@@ -347,12 +197,6 @@ impl Directory {
             totp_sealed: stored.and_then(|s| s.totp_sealed),
             rev: None,
         }))
-    }
-
-    /// A stored record as read by a caller that fetched it itself (with other keys, in one trip).
-    pub fn parse(id: &CustomerId, json: &str) -> Result<Customer, DirectoryError> {
-        serde_json::from_str(json)
-            .map_err(|e| DirectoryError::Corrupt(id.to_string(), e.to_string()))
     }
 
     pub async fn view(&self, id: &CustomerId) -> Result<Option<CustomerView>, DirectoryError> {
@@ -563,146 +407,5 @@ impl Directory {
                     .map_err(|e| DirectoryError::Secret(id.to_string(), e))
             })
             .transpose()
-    }
-
-    /// Validates every entry of a seed file's JSON list first, then stores them all: one bad entry
-    /// stores nothing, and the error lists each bad entry by position and id.
-    pub async fn import_json(&self, json: &str) -> Result<usize, DirectoryError> {
-        self.load_json(json, false).await
-    }
-
-    /// Like [`Directory::import_json`], but leaves customers that already exist as they are: what
-    /// `directory.seed_file` does at every start, so a restart never undoes changes made since
-    /// through the admin API or an import.
-    pub async fn seed_json(&self, json: &str) -> Result<usize, DirectoryError> {
-        self.load_json(json, true).await
-    }
-
-    async fn load_json(&self, json: &str, only_new: bool) -> Result<usize, DirectoryError> {
-        self.writable()?;
-        let inputs: Vec<CustomerInput> = serde_json::from_str(json).map_err(|e| {
-            DirectoryError::Invalid(format!(
-                "not a JSON list of {{id, email, phone, totp_secret}}: {e}"
-            ))
-        })?;
-        let mut valid = Vec::with_capacity(inputs.len());
-        let mut errors = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (i, input) in inputs.iter().enumerate() {
-            match self.validate(input, None) {
-                Ok(v) if !seen.insert(v.id.clone()) => {
-                    errors.push(format!("entry {} ({}): id appears twice", i + 1, v.id))
-                }
-                Ok(v) => valid.push(v),
-                Err(e) => errors.push(format!(
-                    "entry {} ({}): {e}",
-                    i + 1,
-                    input.id.as_deref().unwrap_or("no id")
-                )),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(DirectoryError::Invalid(errors.join("; ")));
-        }
-        // Several customers at a time: one by one, a seed file of 100 000 customers that were all
-        // there already held every start up for 8 s.
-        use futures_util::StreamExt;
-        let mut n = 0;
-        // After a failure no more are started, but those under way finish: an upsert is several
-        // store calls, and one dropped halfway could leave a customer half-written.
-        let failed = std::cell::Cell::new(false);
-        let mut first_error = None;
-        let mut results = futures_util::stream::iter(valid)
-            .map(|v| {
-                let failed = &failed;
-                async move {
-                    if failed.get() {
-                        return Ok(false);
-                    }
-                    let written = self.load_one(v, only_new).await;
-                    if written.is_err() {
-                        failed.set(true);
-                    }
-                    written
-                }
-            })
-            .buffer_unordered(LOAD_CONCURRENCY);
-        while let Some(result) = results.next().await {
-            match result {
-                Ok(written) => n += usize::from(written),
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(n),
-        }
-    }
-
-    /// Writes one customer of a seed or an import; false when `only_new` and it exists already.
-    async fn load_one(&self, v: ValidCustomer, only_new: bool) -> Result<bool, DirectoryError> {
-        if only_new && self.get(&v.id).await?.is_some() {
-            return Ok(false);
-        }
-        self.upsert(v).await?;
-        Ok(true)
-    }
-}
-
-/// What `check-config` says of the directory settings, and what `--probe` can try.
-pub struct Description {
-    pub summary: String,
-    source: Option<http::HttpSource>,
-}
-
-/// Builds the configured source (which checks what only building can) and describes it, secrets left out.
-pub fn describe(s: &DirectorySettings) -> anyhow::Result<Description> {
-    let region = s.default_region.0;
-    let cache = match s.cache_ttl_seconds {
-        0 => "cache off".to_string(),
-        n => format!("cached {n} s"),
-    };
-    Ok(match s.source {
-        DirectorySource::Store => Description {
-            summary: "store (seed file, import, admin API)".into(),
-            source: None,
-        },
-        DirectorySource::Http => Description {
-            summary: format!(
-                "http {} {} (auth {}, timeout {} ms, {cache})",
-                s.http.method,
-                crate::redact::redact_url(&s.http.url),
-                format!("{:?}", s.http.auth).to_lowercase(),
-                s.http.timeout_ms
-            ),
-            source: Some(http::HttpSource::from_settings(&s.http, region)?),
-        },
-        DirectorySource::GenesysCloud => {
-            let g = &s.genesys_cloud;
-            let by = match g.search_pointer.as_str() {
-                "" => "by contact id".to_string(),
-                p => format!("by search on {p}"),
-            };
-            Description {
-                summary: format!(
-                    "genesys_cloud {} (token from {}/oauth/token, {by}, timeout {} ms, {cache})",
-                    g.api_base(),
-                    g.login_base(),
-                    g.timeout_ms
-                ),
-                source: Some(genesys_cloud::source(g, region)?),
-            }
-        }
-    })
-}
-
-impl Description {
-    /// Fetches an OAuth token when the source uses one; `None` when there is nothing to try.
-    pub async fn probe(&self) -> Option<Result<String, String>> {
-        let oauth = self.source.as_ref()?.oauth()?;
-        Some(oauth.probe().await.map(|f| match f.expires_in {
-            Some(s) => format!("token fetched (expires in {s} s)"),
-            None => "token fetched (no expires_in given)".to_string(),
-        }))
     }
 }
