@@ -1,8 +1,8 @@
 //! One audit line per decision (target `audit`), and faults logged within a rate.
 
 use super::{Call, Outcome};
+use crate::clock::Clock;
 use crate::domain::{CallId, CallerNumber, Method};
-use crate::state::Clock;
 
 pub(super) fn audit(
     op: &'static str,

@@ -11,10 +11,10 @@ use crate::helpers::{
 };
 
 /// An admin answer: status, ETag and JSON body.
-struct Reply {
-    status: u16,
-    etag: String,
-    body: Value,
+pub struct Reply {
+    pub status: u16,
+    pub etag: String,
+    pub body: Value,
 }
 
 async fn settings_call(
@@ -24,12 +24,28 @@ async fn settings_call(
     if_match: Option<&str>,
     patch: Option<Value>,
 ) -> Reply {
+    settings_call_as(app, method, path, LONG_ADMIN_TOKEN, if_match, &[], patch).await
+}
+
+/// A settings request with `token`, `If-Match` and `headers`; any 5xx fails the test.
+pub async fn settings_call_as(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    if_match: Option<&str>,
+    headers: &[(&str, &str)],
+    patch: Option<Value>,
+) -> Reply {
     let mut req = app
         .client
         .request(method, format!("{}{path}", app.address))
-        .bearer_auth(LONG_ADMIN_TOKEN);
+        .bearer_auth(token);
     if let Some(tag) = if_match {
         req = req.header("If-Match", tag);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     if let Some(p) = patch {
         req = req

@@ -12,6 +12,7 @@ use crate::helpers::{
     output_text, rand_u64, redis, run_cli, spawn_app_sharing, spawn_app_with, twofactor_command,
     unix_now,
 };
+use crate::live_settings::settings_call_as;
 
 /// The old key, current before the deploy.
 const K1: &str = TEST_KEY;
@@ -198,36 +199,14 @@ async fn settings_request(
     replace: bool,
     body: Option<serde_json::Value>,
 ) -> (u16, String, serde_json::Value) {
-    let mut req = app
-        .client
-        .request(method, format!("{}/admin/v1/settings", app.address))
-        .bearer_auth(token);
-    if let Some(tag) = if_match {
-        req = req.header("If-Match", tag);
-    }
-    if replace {
-        req = req.header("X-Replace-Unreadable", "true");
-    }
-    if let Some(b) = body {
-        req = req
-            .header("Content-Type", "application/merge-patch+json")
-            .body(b.to_string());
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let etag = res
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let text = res.text().await.expect("body");
-    assert!(status < 500, "server answered {status}: {text}");
-    (
-        status,
-        etag,
-        serde_json::from_str(&text).unwrap_or_default(),
-    )
+    let headers: &[(&str, &str)] = if replace {
+        &[("X-Replace-Unreadable", "true")]
+    } else {
+        &[]
+    };
+    let path = "/admin/v1/settings";
+    let reply = settings_call_as(app, method, path, token, if_match, headers, body).await;
+    (reply.status, reply.etag, reply.body)
 }
 
 /// Patches the live settings through `app` over the version it shows; answers the new ETag.
