@@ -239,7 +239,9 @@ pub trait Ledger: Send + Sync + 'static {
     /// A whole check of a code in one atomic step, so it takes one round trip. Reads the customer
     /// record (`Unknown` without it) and chooses the method: the named one, else the remembered
     /// choice, else the pending code's method, else the authenticator if enrolled, else the only
-    /// offered channel the customer has. The authenticator answers `Authenticator` untouched.
+    /// offered channel the customer has. The authenticator answers `Authenticator` untouched,
+    /// unless the code repeats the sent code accepted last (a retry, whose success forgot the
+    /// choice): that answers `Repeat` by the method it was sent by.
     /// Otherwise, in order: a repeat of the accepted digest (any candidate) answers `Repeat`; a
     /// lock answers `Locked`; the attempt is counted (a count over `rule.max` locks); a pending
     /// code sent to contacts other than the record's now is discarded (`Missing`); the pending

@@ -178,3 +178,29 @@ both_stores!(
     a_repeat_in_another_call_is_refused,
     another_call_gets_no_grace
 );
+
+async fn a_retry_passes_beside_an_authenticator(kind: StoreKind) {
+    // Arrange: GIA names the method when it sends, not when it checks; this customer also has an
+    // authenticator, which a check without a named method falls back to once the choice is gone.
+    let app = spawn_app_with(kind, WORKERS).await;
+    let secret = crate::totp::new_secret();
+    app.add_customer("1002", Some("bob@example.com"), None, Some(&secret))
+        .await;
+    let sent = app.send_with("1002", "Email", &[("CallId", "c9")]).await;
+    assert_eq!(sent.xml_status(), "success", "{}", sent.body);
+    let code = app.last_code_to("bob@example.com");
+
+    // Act: the check, then the same request again (a network retry), then in another call.
+    let first = app.verify_with("1002", &code, &[("CallId", "c9")]).await;
+    let retry = app.verify_with("1002", &code, &[("CallId", "c9")]).await;
+    let elsewhere = app.verify_with("1002", &code, &[("CallId", "c10")]).await;
+
+    // Assert
+    assert_eq!(first.xml_status(), "success");
+    assert_eq!(retry.xml_status(), "success", "{}", retry.body);
+    assert_ne!(elsewhere.xml_status(), "success", "the grace is the call's");
+}
+both_stores!(
+    a_retried_check_passes_for_a_customer_with_an_authenticator,
+    a_retry_passes_beside_an_authenticator
+);

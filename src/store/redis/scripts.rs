@@ -217,7 +217,20 @@ if chosen == '' then
     if e and not s then chosen = 'email' elseif s and not e then chosen = 'sms' end
   end
 end
-if chosen == 'authenticator' then return {{AUTHENTICATOR, NO_LOCK, chosen, rec}} end
+if chosen == 'authenticator' then
+  -- A retry of the sent code just accepted in this call: the success forgot the choice that sent
+  -- it, so without this the customer's authenticator would be judged instead.
+  if got[3] then
+    local k = tonumber(ARGV[12])
+    for i = 13, #ARGV do
+      if got[3] == ARGV[i] then
+        if i <= 12 + k then return {{REPEAT, NO_LOCK, 'email', ''}} end
+        return {{REPEAT, NO_LOCK, 'sms', ''}}
+      end
+    end
+  end
+  return {{AUTHENTICATOR, NO_LOCK, chosen, rec}}
+end
 local digests, accepted, locked, failures, streak = 13, got[3], got[4], got[5], got[6]
 {VERIFY_PRELUDE}
 local d, r = code[1], code[2] or ''
