@@ -123,7 +123,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _logs = twofactor::telemetry::init(settings.log.format, &settings.log.filter);
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The service logs on stdout; every other command keeps stdout for its result.
+    let _logs = match command {
+        Command::Serve => twofactor::telemetry::init(settings.log.format, &settings.log.filter),
+        _ => twofactor::telemetry::init_to(
+            settings.log.format,
+            &settings.log.filter,
+            std::io::stderr(),
+        ),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,7 +143,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
         Command::CheckConfig { probe } => runtime.block_on(check_config(&settings, probe)),
         Command::Directory {

@@ -27,9 +27,20 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// that stalls (a full pipe to journald or a container runtime) never blocks a request; when the
 /// queue is full, lines are dropped rather than waited for. Keep the guard until exit: dropping it
 /// writes out what is queued.
+/// The service logs to stdout; every other command to stderr, so that its result is all its stdout
+/// holds and a script can read it (`twofactor keys reseal` until it prints `resealed 0`).
 pub fn init(
     format: LogFormat,
     filter: &str,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    init_to(format, filter, std::io::stdout())
+}
+
+/// [`init`], with the lines written to `sink` (a command's stderr).
+pub fn init_to(
+    format: LogFormat,
+    filter: &str,
+    sink: impl std::io::Write + Send + 'static,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
@@ -38,7 +49,7 @@ pub fn init(
     // queue at a few megabytes (the default, 128 000 lines, took RSS from 38 to 42 MB under wrk).
     let (stdout, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(16_384)
-        .finish(std::io::stdout());
+        .finish(sink);
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
         LogFormat::Json => registry

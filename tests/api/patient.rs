@@ -373,8 +373,9 @@ async fn the_cli_unlocks_a_desk_lock() {
     assert_eq!(locked, "locked");
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().last(),
-        Some("customer 4004: unlocked")
+        String::from_utf8_lossy(&out.stdout),
+        "customer 4004: unlocked\n",
+        "the result alone on stdout; logs go to stderr"
     );
     assert_eq!(app.verify("4004", &right).await.xml_status(), "success");
 }
