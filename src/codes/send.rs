@@ -49,7 +49,8 @@ async fn send_inner(
             Err(answer) => return Ok(Err(answer)),
             Ok(line) => line,
         };
-        let prepared = prepare_send(r, call, method).await;
+        // A claim has read the line's lock already (it refuses a locked line).
+        let prepared = prepare_send(r, call, method, line.is_none()).await;
         match (prepared, &line) {
             (Ok(Ok((methods, mut pending))), _) => {
                 // A failed delivery gives the line's send back with the customer's.
@@ -153,12 +154,14 @@ async fn claim_line_send(
 }
 
 /// The store part of a send, under the store deadline: the checks, the counts and the code write,
-/// in one round trip (plus one for a caller number's lock, and for an SMS number's cap).
+/// in one round trip (plus one for a caller number's lock unless its send claim read it, and for an
+/// SMS number's cap).
 /// `Err` is an answer that ends the send there.
 async fn prepare_send(
     r: &Rules<'_>,
     call: &Call,
     method: Method,
+    read_line_lock: bool,
 ) -> anyhow::Result<Result<(Methods, Pending), (Outcome, &'static str)>> {
     let s = &r.settings;
     let Some(found) = Found::of(r, &call.customer).await? else {
@@ -173,7 +176,7 @@ async fn prepare_send(
         sends: r.keys.sends(&call.customer),
     };
     // The caller number's lock lives in the number's own slot, so it is read first.
-    let line_locked = match line(r, call) {
+    let line_locked = match line(r, call).filter(|_| read_line_lock) {
         Some(line) => r.store.get(&line.lock).await?.is_some(),
         None => false,
     };
