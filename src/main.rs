@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use twofactor::config::Settings;
-use twofactor::config::live::Snapshot;
 use twofactor::delivery::{self, test_send};
 use twofactor::domain::{Email, PhoneNumber};
+use twofactor::live::Snapshot;
 use twofactor::startup::Application;
 use twofactor::state::AppState;
 use twofactor::store::{Keys, StoreError, StoreUrl, connect_trusting};
@@ -236,7 +236,7 @@ async fn check_config(settings: &Settings, probe: bool) -> anyhow::Result<()> {
         println!("{line}");
     }
     // Live settings this configuration cannot open would silently give way to the file's.
-    match twofactor::config::live::check_stored(settings).await {
+    match twofactor::live::check_stored(settings).await {
         Ok(None) => {}
         Ok(Some(line)) => println!("{line}"),
         Err(problem) => anyhow::bail!("{problem}"),
@@ -406,13 +406,11 @@ async fn unlock(settings: Settings, id: String) -> anyhow::Result<()> {
 async fn keys_reseal(settings: Settings) -> anyhow::Result<()> {
     let state = shared_state(settings, "a reseal").await?;
     let customers = state.directory.reseal_all().await?;
-    let settings = twofactor::config::live::reseal(&state.live)
-        .await
-        .map_err(|e| {
-            e.context(format!(
-                "resealed {customers} authenticator secrets, but not the live settings"
-            ))
-        })?;
+    let settings = twofactor::live::reseal(&state.live).await.map_err(|e| {
+        e.context(format!(
+            "resealed {customers} authenticator secrets, but not the live settings"
+        ))
+    })?;
     // One line, the total first, so a script can loop until it reads "resealed 0".
     println!(
         "resealed {} secrets under key {} ({customers} authenticator secrets, {settings} live settings values)",
@@ -431,7 +429,7 @@ async fn send_test_email(settings: Settings, address: String) -> anyhow::Result<
         settings.email_transport()
     );
     let snapshot = Snapshot::build(settings)?;
-    let report = test_send::email(&snapshot, &to).await;
+    let report = test_send::email(&snapshot.settings, snapshot.email.as_deref(), &to).await;
     anyhow::ensure!(
         report.sent,
         "the test email was not sent: {}",
@@ -454,7 +452,7 @@ async fn send_test_sms(settings: Settings, number: String) -> anyhow::Result<()>
         settings.sms_transport()
     );
     let snapshot = Snapshot::build(settings)?;
-    let report = test_send::sms(&snapshot, &to).await;
+    let report = test_send::sms(&snapshot.settings, snapshot.sms.as_deref(), &to).await;
     anyhow::ensure!(report.sent, "the test SMS was not sent: {}", report.answer);
     println!(
         "gateway answered: {} ({} ms)",

@@ -80,11 +80,11 @@ impl Application {
         // Before the first re-read, so the settings gauges it sets are recorded from the start.
         crate::telemetry::metrics_handle();
         // Settings changed live before this instance started apply before it serves.
-        if let Err(e) = crate::config::live::refresh(&state.live).await {
+        if let Err(e) = crate::live::refresh(&state.live).await {
             tracing::warn!(cause = %e, "live settings not read at start: serving the file's until the store answers");
         }
         let state = web::Data::new(state);
-        crate::config::live::watch(state.live.clone());
+        crate::live::watch(state.live.clone());
         let tls = if settings.server.tls_cert_file.is_empty() {
             None
         } else {

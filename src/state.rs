@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::config::live::{Live, Snapshot};
 use crate::crypto::Keyring;
 use crate::delivery::{EmailSender, SmsSender};
 use crate::directory::Directory;
+use crate::live::{Live, Snapshot};
 use crate::store::{Keys, Store};
 
 // Defined in the leaf `clock`; named here too, where callers and tests have always found them.
@@ -65,7 +65,7 @@ impl AppState {
         email: Option<Arc<dyn EmailSender>>,
         sms: Option<Arc<dyn SmsSender>>,
     ) -> anyhow::Result<AppState> {
-        let keyring = Arc::new(crate::config::live::keyring(&settings)?);
+        let keyring = Arc::new(crate::live::keyring(&settings)?);
         let keys = Keys::new(&settings.store.key_prefix);
         let directory = Arc::new(Directory::from_settings(
             store.clone(),

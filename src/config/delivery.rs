@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::values::{HttpMethod, StatusMatcher};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
@@ -79,7 +81,7 @@ pub enum SmsTransport {
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
     pub transport: SmsTransport,
-    pub method: String,
+    pub method: HttpMethod,
     /// URL template; substituted values are percent-encoded.
     pub url: String,
     /// `"Name: Value"` templates.
@@ -93,7 +95,7 @@ pub struct SmsSettings {
     /// Text of the SMS: `{code}`, `{minutes}`.
     pub message: String,
     /// Gateway statuses that mean sent: exact codes (`"202"`) or classes (`"2xx"`).
-    pub success_statuses: Vec<String>,
+    pub success_statuses: Vec<StatusMatcher>,
     /// A regex that, found in the gateway's answer, means failure even with a success status.
     pub failure_body_pattern: String,
     /// Sends to one number per rolling hour; 0 disables the cap.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::values::HttpMethod;
 use super::{ConfigError, Region, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,7 +58,7 @@ pub enum DirectoryAuth {
 pub struct DirectoryHttp {
     /// URL template; `{customer_id}` is replaced, percent-encoded.
     pub url: String,
-    pub method: String,
+    pub method: HttpMethod,
     /// `"Name: Value"` templates; `{customer_id}` is replaced as it is.
     pub request_headers: Vec<String>,
     /// Budget for a whole lookup: token, request and answer.
@@ -240,12 +241,6 @@ impl DirectoryHttp {
                 "must contain {customer_id}, where the customer's id goes",
             ));
         }
-        reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
-            invalid(
-                "directory.http.method",
-                format!("{:?} is not an HTTP method", self.method),
-            )
-        })?;
         for h in &self.request_headers {
             crate::outbound::parse_header(h)
                 .map_err(|e| invalid("directory.http.request_headers", e))?;

@@ -12,7 +12,7 @@ pub mod admin;
 mod codes;
 mod delivery;
 pub mod directory;
-pub mod live;
+pub mod live_keys;
 pub mod outbound;
 mod production;
 mod security;

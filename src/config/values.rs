@@ -1,10 +1,12 @@
 //! Values the settings validate, as the types their users take: parsed here, so delivery and the
 //! store import them from the settings rather than the settings importing those modules.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One entry of `sms.success_statuses`: an exact status or a class such as `2xx`, parsed when
+/// the settings load and written back as the admin wrote it (`"2xx"`, `"202"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum StatusMatcher {
     Exact(u16),
     Class(u16),
@@ -32,6 +34,53 @@ impl StatusMatcher {
             StatusMatcher::Exact(n) => n == status,
             StatusMatcher::Class(c) => status / 100 == c,
         }
+    }
+}
+
+impl TryFrom<String> for StatusMatcher {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        StatusMatcher::parse(&s).ok_or_else(|| {
+            format!("{s:?} is neither a status like \"200\" nor a class like \"2xx\"")
+        })
+    }
+}
+
+impl From<StatusMatcher> for String {
+    fn from(m: StatusMatcher) -> String {
+        match m {
+            StatusMatcher::Exact(n) => n.to_string(),
+            StatusMatcher::Class(c) => format!("{c}xx"),
+        }
+    }
+}
+
+/// An HTTP method (`sms.method`, `directory.http.method`), parsed when the settings load; written
+/// in any case, kept in capitals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HttpMethod(pub reqwest::Method);
+
+impl TryFrom<String> for HttpMethod {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let name = s.trim().to_ascii_uppercase();
+        match reqwest::Method::from_bytes(name.as_bytes()) {
+            Ok(m) if !name.is_empty() => Ok(HttpMethod(m)),
+            _ => Err(format!("{s:?} is not an HTTP method")),
+        }
+    }
+}
+
+impl std::fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl From<HttpMethod> for String {
+    fn from(m: HttpMethod) -> String {
+        m.0.as_str().to_string()
     }
 }
 

@@ -1,4 +1,4 @@
-//! One test message through the senders of a settings snapshot, for `POST /admin/v1/test-email`,
+//! One test message through the senders made from some settings, for `POST /admin/v1/test-email`,
 //! `POST /admin/v1/test-sms` and the `send-test-email` / `send-test-sms` commands alike, so an admin
 //! sees exactly what the service itself would meet. The code in it is all zeros, never one issued.
 
@@ -7,9 +7,8 @@ use std::time::Instant;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::CodeMessage;
+use super::{CodeMessage, EmailSender, SmsSender};
 use crate::config::Settings;
-use crate::config::live::Snapshot;
 use crate::domain::{Email, PhoneNumber};
 
 /// How much of an answer is shown: enough for any server's reason, short enough for a page.
@@ -64,32 +63,36 @@ fn not_offered(answer: &str) -> TestSend {
     }
 }
 
-/// Sends a test email to `to` with the snapshot's email sender.
-pub async fn email(snapshot: &Snapshot, to: &Email) -> TestSend {
-    let Some(sender) = &snapshot.email else {
+/// Sends a test email to `to` with `sender`, made from `settings` (`None`: email not offered).
+pub async fn email(settings: &Settings, sender: Option<&dyn EmailSender>, to: &Email) -> TestSend {
+    let Some(sender) = sender else {
         return not_offered(
             "email is not offered: production has no transport for it (set email.smtp.host)",
         );
     };
-    let code = test_code(&snapshot.settings);
+    let code = test_code(settings);
     let message = CodeMessage {
         code: &code,
-        minutes: minutes(&snapshot.settings),
+        minutes: minutes(settings),
     };
     let started = Instant::now();
     let sent = sender.send(to, &message).await;
     report(sent, started)
 }
 
-/// Sends a test SMS to `to` with the snapshot's SMS sender.
-pub async fn sms(snapshot: &Snapshot, to: &PhoneNumber) -> TestSend {
-    let Some(sender) = &snapshot.sms else {
+/// Sends a test SMS to `to` with `sender`, made from `settings` (`None`: SMS not offered).
+pub async fn sms(
+    settings: &Settings,
+    sender: Option<&dyn SmsSender>,
+    to: &PhoneNumber,
+) -> TestSend {
+    let Some(sender) = sender else {
         return not_offered("SMS is not offered: production has no transport for it (set sms.url)");
     };
-    let code = test_code(&snapshot.settings);
+    let code = test_code(settings);
     let message = CodeMessage {
         code: &code,
-        minutes: minutes(&snapshot.settings),
+        minutes: minutes(settings),
     };
     let started = Instant::now();
     let sent = sender.send(to, &message).await;

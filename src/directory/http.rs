@@ -99,7 +99,7 @@ impl HttpSource {
         Ok(HttpSource {
             name: "http",
             client,
-            method: reqwest::Method::from_bytes(h.method.as_bytes())?,
+            method: h.method.0.clone(),
             url: h.url.clone(),
             headers: h
                 .request_headers

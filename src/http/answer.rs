@@ -1,6 +1,6 @@
 //! The one place a callflow answer is rendered: XML (GIA's shapes, the default) or JSON (Genesys
 //! Cloud Data Actions), chosen per request by `Accept: application/json` or a `format` parameter.
-//! Handlers, the caller guard and [`crate::error::ApiError`] all come through here, so both shapes
+//! Handlers, the caller guard and [`crate::http::error::ApiError`] all come through here, so both shapes
 //! always carry the same status, message and HTTP code.
 
 use actix_web::HttpResponse;

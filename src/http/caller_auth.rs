@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 use super::answer::{self, Format};
 use crate::codes::Outcome;
 use crate::config::{AuthScheme, Network, SecuritySettings};
-use crate::error::{ApiError, ErrorKind};
+use crate::http::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
 

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::answer;
 use super::params::{self, Ctx};
 use crate::codes::Outcome;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::xml::Endpoint;
 

@@ -6,6 +6,7 @@ pub mod answer;
 pub mod body_deadline;
 pub mod caller_auth;
 pub mod check_methods;
+pub mod error;
 pub mod health;
 pub mod oauth_token;
 pub mod params;
@@ -15,8 +16,8 @@ pub mod verify_code;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::codes::Rules;
-use crate::config::live::Snapshot;
-use crate::error::{ApiError, ErrorKind};
+use crate::http::error::{ApiError, ErrorKind};
+use crate::live::Snapshot;
 use crate::state::AppState;
 use crate::xml::Endpoint;
 

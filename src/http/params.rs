@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use super::answer::Format;
 use crate::config::Settings;
 use crate::domain::{CallId, CallerNumber, CustomerId, Method, truncate};
-use crate::error::{ApiError, ErrorKind};
+use crate::http::error::{ApiError, ErrorKind};
 use crate::xml::{self, Endpoint};
 
 /// More parameters than any callflow sends is an attack or a mistake.

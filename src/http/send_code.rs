@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::answer;
 use super::params::{self, Ctx};
-use crate::error::{ApiError, ErrorKind};
+use crate::http::error::{ApiError, ErrorKind};
 use crate::state::AppState;
 use crate::xml::Endpoint;
 

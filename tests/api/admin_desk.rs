@@ -477,7 +477,7 @@ async fn test_send_says_when_a_channel_is_not_offered(kind: StoreKind) {
     // Arrange: the live snapshot offers neither channel (production without a transport).
     let app = spawn_app_customised(kind, &admin_tokens(), |state| {
         let settings = state.snapshot().settings.clone();
-        state.live.store(twofactor::config::live::Snapshot {
+        state.live.store(twofactor::live::Snapshot {
             settings,
             email: None,
             sms: None,

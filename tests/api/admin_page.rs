@@ -367,7 +367,7 @@ async fn changing_tokens_reaches_open_sessions(kind: StoreKind) {
     );
     app.state
         .live
-        .store(twofactor::config::live::Snapshot::build(settings).expect("snapshot"));
+        .store(twofactor::live::Snapshot::build(settings).expect("snapshot"));
     let ops_after = as_page(&app, &ops, Method::GET, "/admin/session", None).await;
     let desk_after = as_page(&app, &desk, Method::GET, "/admin/session", None).await;
 

@@ -165,6 +165,12 @@ async fn stale_or_invalid_patches_change_nothing(kind: StoreKind) {
         json!({"email": {"smtp": {"password_file": "/etc/shadow"}}}),
     )
     .await;
+    let bad_status = patch(
+        &a,
+        &moved.etag,
+        json!({"sms": {"success_statuses": ["2xx", "9xx"]}}),
+    )
+    .await;
     let no_if_match = settings_call(
         &a,
         reqwest::Method::PATCH,
@@ -191,6 +197,19 @@ async fn stale_or_invalid_patches_change_nothing(kind: StoreKind) {
     assert_eq!(not_live.body["key"], "server");
     assert_eq!(file_path.status, 400);
     assert_eq!(file_path.body["key"], "email.smtp.password_file");
+    assert_eq!(bad_status.status, 400, "{}", bad_status.body);
+    assert_eq!(
+        bad_status.body["key"], "sms.success_statuses",
+        "the list, not its entry: {}",
+        bad_status.body
+    );
+    assert!(
+        bad_status.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"9xx\" is neither a status")),
+        "{}",
+        bad_status.body
+    );
     assert_eq!(no_if_match.status, 428);
     for app in [&a, &b] {
         let now = get(app).await;

@@ -188,7 +188,8 @@ pub async fn test_email(
     body: web::Json<TestTo>,
 ) -> Result<HttpResponse, AdminError> {
     let to = Email::parse(&body.to).map_err(|e| AdminError::bad_request(format!("to: {e}")))?;
-    let report = test_send::email(&state.snapshot(), &to).await;
+    let snapshot = state.snapshot();
+    let report = test_send::email(&snapshot.settings, snapshot.email.as_deref(), &to).await;
     audit_test(&admin, "admin-test-email", &to.masked(), &report);
     Ok(json(StatusCode::OK, &report))
 }
@@ -202,7 +203,7 @@ pub async fn test_sms(
     let snapshot = state.snapshot();
     let to = PhoneNumber::parse_in(&body.to, snapshot.settings.directory.default_region.0)
         .map_err(|e| AdminError::bad_request(format!("to: {e}")))?;
-    let report = test_send::sms(&snapshot, &to).await;
+    let report = test_send::sms(&snapshot.settings, snapshot.sms.as_deref(), &to).await;
     audit_test(&admin, "admin-test-sms", &to.masked(), &report);
     Ok(json(StatusCode::OK, &report))
 }

@@ -1,6 +1,6 @@
 //! `/admin/v1/settings`: the live settings as JSON with an `ETag`, changed by a JSON merge patch
 //! (RFC 7396) under `If-Match`, and `/admin/v1/settings/history`, the last changes. The rules live
-//! in `config::live`; this file speaks HTTP.
+//! in `live`; this file speaks HTTP.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AdminError;
 use super::auth::AdminPrincipal;
-use crate::config::live::{self, PatchError};
+use crate::live::{self, PatchError};
 use crate::state::AppState;
 
 fn etag(version: u64) -> String {

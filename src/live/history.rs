@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Live;
-use super::seal::SEALED;
 use super::view::{secrets, view};
 use crate::config::Settings;
+use crate::config::live_keys::Secret;
 
 /// How many changes `GET /admin/v1/settings/history` keeps.
 pub(super) const HISTORY: usize = 100;
@@ -76,9 +76,9 @@ pub(super) fn changes(old: &Settings, new: &Settings, patch: &Value) -> Vec<Chan
         })
         .collect();
     // A secret replaced by another reads "set" → "set": named all the same, since it was changed.
-    for key in SEALED {
-        let name = key.trim_start_matches('/').replace('/', ".");
-        let touched = patch.pointer(key).is_some();
+    for secret in Secret::ALL {
+        let name = secret.key().to_string();
+        let touched = patch.pointer(secret.pointer()).is_some();
         let state = |m: &BTreeMap<String, &'static str>| {
             m.iter()
                 .filter(|(k, _)| k.starts_with(&name))
@@ -86,7 +86,7 @@ pub(super) fn changes(old: &Settings, new: &Settings, patch: &Value) -> Vec<Chan
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        if name == "email.smtp.password" && touched {
+        if secret == Secret::SmtpPassword && touched {
             out.push(Change {
                 key: name.clone(),
                 old: old_secrets.get(&name).copied().unwrap_or("unset").into(),

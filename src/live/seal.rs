@@ -1,5 +1,5 @@
 //! The overlay as the store keeps it: reading and opening it (`read`, `open`), sealing and
-//! unsealing its secrets (`SEALED`), resealing them under the current key (`reseal`), and the
+//! unsealing its secrets (`config::live_keys::Secret`), resealing them under the current key (`reseal`), and the
 //! check of `twofactor check-config` (`check_stored`).
 
 use std::time::Duration;
@@ -9,15 +9,8 @@ use serde_json::{Value, json};
 
 use super::{Live, keyring};
 use crate::config::Settings;
+use crate::config::live_keys::Secret;
 use crate::crypto::Keyring;
-
-/// Paths of the overlay that are sealed in the store: they hold or may hold credentials.
-pub(super) const SEALED: [&str; 4] = [
-    "/email/smtp/password",
-    "/sms/url",
-    "/sms/request_headers",
-    "/sms/request_body",
-];
 
 /// The overlay as stored: a version and a JSON document of live keys, secrets sealed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,7 +80,7 @@ fn json_fault(e: &serde_json::Error) -> String {
 /// Seals the secret paths of `doc` for the store.
 pub(super) fn seal(keyring: &Keyring, doc: &Value) -> Value {
     let mut doc = doc.clone();
-    for path in SEALED {
+    for path in Secret::ALL.map(Secret::pointer) {
         if let Some(v) = doc.pointer_mut(path)
             && !v.is_null()
         {
@@ -102,7 +95,7 @@ pub(super) fn seal(keyring: &Keyring, doc: &Value) -> Value {
 fn unseal(keyring: &Keyring, doc: &Value) -> Result<Value, String> {
     use crate::crypto::CryptoError;
     let mut doc = doc.clone();
-    for path in SEALED {
+    for path in Secret::ALL.map(Secret::pointer) {
         if let Some(v) = doc.pointer_mut(path)
             && let Some(sealed) = v.get("sealed").and_then(Value::as_str)
         {
@@ -142,7 +135,7 @@ pub async fn reseal(live: &Live) -> anyhow::Result<usize> {
             )
         })?;
         let mut resealed = 0;
-        for path in SEALED {
+        for path in Secret::ALL.map(Secret::pointer) {
             if let Some(v) = overlay.doc.pointer_mut(path)
                 && let Some(sealed) = v.get("sealed").and_then(Value::as_str)
                 && !live.keyring.is_current(sealed)

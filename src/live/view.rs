@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::seal::{Stored, read};
 use super::{Live, refresh};
 use crate::config::Settings;
+use crate::config::live_keys::Secret;
 
 /// What a GET shows in place of a secret inside a value (a URL's password, a header's value).
 pub const PLACEHOLDER: &str = "(secret)";
@@ -91,28 +92,27 @@ pub(super) fn host_of(url: &str) -> &str {
     authority.rsplit_once('@').map_or(authority, |(_, h)| h)
 }
 
-/// Each secret of the live settings and whether it is set.
+/// Each secret of the live settings and whether it is set (headers one by one, by name).
 pub fn secrets(s: &Settings) -> BTreeMap<String, &'static str> {
-    let set = |b: bool| if b { "set" } else { "unset" };
+    let state = |b: bool| if b { "set" } else { "unset" };
     let mut out = BTreeMap::new();
-    out.insert(
-        "email.smtp.password".to_string(),
-        set(!s.email.smtp.password.expose_secret().is_empty()),
-    );
-    out.insert(
-        "sms.url".to_string(),
-        set(redact_url(&s.sms.url) != s.sms.url),
-    );
-    out.insert(
-        "sms.request_body".to_string(),
-        set(!s.sms.request_body.is_empty()),
-    );
-    for h in &s.sms.request_headers {
-        if redact_header(h) != *h
-            && let Some((name, _)) = h.split_once(':')
-        {
-            out.insert(format!("sms.request_headers.{}", name.trim()), "set");
-        }
+    for secret in Secret::ALL {
+        let set = match secret {
+            Secret::SmtpPassword => !s.email.smtp.password.expose_secret().is_empty(),
+            Secret::SmsUrl => redact_url(&s.sms.url) != s.sms.url,
+            Secret::SmsBody => !s.sms.request_body.is_empty(),
+            Secret::SmsHeaders => {
+                for h in &s.sms.request_headers {
+                    if redact_header(h) != *h
+                        && let Some((name, _)) = h.split_once(':')
+                    {
+                        out.insert(format!("{}.{}", secret.key(), name.trim()), "set");
+                    }
+                }
+                continue;
+            }
+        };
+        out.insert(secret.key().to_string(), state(set));
     }
     out
 }

@@ -5,14 +5,12 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use super::Live;
 use super::history::{Entry, HISTORY, changes, now_rfc3339};
 use super::seal::{Overlay, Stored, read, seal};
 use super::view::{PLACEHOLDER, host_of, redact_header, redact_url, secrets};
-use super::{LIVE_SECTIONS, Live};
+use crate::config::live_keys::{LivePatch, NotLive};
 use crate::config::{ConfigError, Settings};
-
-/// Keys inside the live sections that stay with the file: they name files the service would read.
-const FILE_ONLY: [&str; 2] = ["email.smtp.password_file", "email.smtp.ca_file"];
 
 /// Why a patch was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +51,13 @@ impl From<ConfigError> for PatchError {
             // figment names the key as `for key "default.codes.digits"`.
             ConfigError::Parse(m) => m.split("for key \"").nth(1).and_then(|rest| {
                 let key = rest.split('"').next()?;
-                Some(key.strip_prefix("default.").unwrap_or(key).to_string())
+                let key = key.strip_prefix("default.").unwrap_or(key);
+                // A list's entry is named by its index (`sms.success_statuses.1`): the key is the list.
+                let named: Vec<&str> = key
+                    .split('.')
+                    .filter(|part| !part.bytes().all(|b| b.is_ascii_digit()))
+                    .collect();
+                Some(named.join("."))
             }),
         };
         // The form shows this beside the field: the rule's words without the "configuration:" lead.
@@ -66,44 +70,12 @@ impl From<ConfigError> for PatchError {
     }
 }
 
-/// Refuses anything but live keys, so a patch cannot reach the listener, the store or a file path.
+/// Refuses anything but live keys ([`LivePatch`]), so a patch cannot reach the listener, the
+/// store or a file path.
 fn check_live_keys(patch: &Value) -> Result<(), PatchError> {
-    let Some(obj) = patch.as_object() else {
-        return Err(PatchError::Invalid {
-            key: None,
-            message: "a settings patch is a JSON object, e.g. {\"codes\": {\"digits\": 8}}".into(),
-        });
-    };
-    for (section, value) in obj {
-        if !LIVE_SECTIONS.contains(&section.as_str()) {
-            return Err(invalid(
-                section,
-                format!(
-                    "is not a live setting: change it in the configuration file (live: {})",
-                    LIVE_SECTIONS.join(", ")
-                ),
-            ));
-        }
-        if section == "totp"
-            && let Some(keys) = value.as_object()
-            && let Some(other) = keys.keys().find(|k| *k != "skew_steps")
-        {
-            return Err(invalid(
-                &format!("totp.{other}"),
-                "is not a live setting: of totp only skew_steps is (changing the others would stop every enrolled app)",
-            ));
-        }
-    }
-    for key in FILE_ONLY {
-        let pointer = format!("/{}", key.replace('.', "/"));
-        if patch.pointer(&pointer).is_some() {
-            return Err(invalid(
-                key,
-                "names a file on the server: set it in the configuration file",
-            ));
-        }
-    }
-    Ok(())
+    LivePatch::read(patch)
+        .map(drop)
+        .map_err(|NotLive { key, message }| PatchError::Invalid { key, message })
 }
 
 /// Turns values a GET showed with [`PLACEHOLDER`]s back into the current ones, so a form can send
@@ -333,29 +305,4 @@ pub async fn patch(
         tracing::warn!(version, cause = %e, "settings changed; other instances will see it on their next re-read");
     }
     Ok((version, settings))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_live_keys_may_be_patched() {
-        for (patch, key) in [
-            (json!({"server": {"bind": "0.0.0.0:80"}}), "server"),
-            (json!({"totp": {"digits": 8}}), "totp.digits"),
-            (
-                json!({"email": {"smtp": {"password_file": "/etc/shadow"}}}),
-                "email.smtp.password_file",
-            ),
-        ] {
-            match check_live_keys(&patch) {
-                Err(PatchError::Invalid { key: Some(k), .. }) => assert_eq!(k, key),
-                other => panic!("{patch} gave {other:?}"),
-            }
-        }
-        assert!(
-            check_live_keys(&json!({"codes": {"digits": 8}, "totp": {"skew_steps": 2}})).is_ok()
-        );
-    }
 }

@@ -37,9 +37,6 @@ use crate::delivery::{EmailSender, SmsSender};
 use crate::store::{Keys, Store};
 use seal::{Stored, read};
 
-/// The sections an admin may change while the service runs (of `totp`, only `skew_steps`).
-pub const LIVE_SECTIONS: [&str; 6] = ["email", "sms", "codes", "lockout", "statuses", "totp"];
-
 /// Settings and the senders made from them, as one unit.
 pub struct Snapshot {
     pub settings: Settings,
@@ -127,7 +124,7 @@ impl Live {
     /// change, so an SMTP pool survives a change of code length.
     fn prepare(&self, settings: Settings) -> anyhow::Result<Snapshot> {
         let current = self.load();
-        if delivery_fingerprint(&current.settings) == delivery_fingerprint(&settings) {
+        if current.settings.senders_fingerprint() == settings.senders_fingerprint() {
             return Ok(Snapshot {
                 settings,
                 email: current.email.clone(),
@@ -186,21 +183,6 @@ impl Live {
             *held = Some(text);
         }
     }
-}
-
-/// Everything the senders are built from; equal fingerprints mean the senders can be kept.
-fn delivery_fingerprint(s: &Settings) -> String {
-    use sha2::Digest;
-    let password = sha2::Sha256::digest(s.email.smtp.password.expose_secret().as_bytes()).to_vec();
-    format!(
-        "{}|{}|{}|{:?}|{}|{:?}",
-        serde_json::to_string(&s.email).unwrap_or_default(),
-        serde_json::to_string(&s.sms).unwrap_or_default(),
-        s.delivery.outbox_file,
-        s.server.environment,
-        s.email.smtp.ca_file,
-        password
-    )
 }
 
 /// The configured key ring; only the embedded memory store may run on a key made up at start.
