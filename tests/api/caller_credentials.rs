@@ -174,16 +174,7 @@ both_stores!(basic_limit_off, a_zero_limit_turns_the_basic_limit_off);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_fault_while_counting_answers_the_error_status() {
     // Arrange: a Redis of the test's own, stopped before the guess.
-    let port = crate::helpers::free_port();
-    let redis = crate::helpers::own_redis(port, &[]).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &format!(
-            "[store]\nurl = \"redis://127.0.0.1:{port}/\"\n{}",
-            basic("")
-        ),
-    )
-    .await;
+    let (redis, app, _) = crate::helpers::app_on_own_redis(&basic("")).await;
 
     // Act
     drop(redis);

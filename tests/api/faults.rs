@@ -4,19 +4,14 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    Load, OwnRedis, StoreKind, TestApp, assert_shots_sane, free_port, own_redis, spawn_app_with,
+    Load, OwnRedis, StoreKind, TestApp, app_on_own_redis, assert_shots_sane, free_port, own_redis,
+    spawn_app_with,
 };
 
 /// A Redis of the test's own, an instance on it, and customer 1001 (alice@example.com) with an
 /// email code sent.
 async fn alice_on_own_redis() -> (OwnRedis, TestApp, u16) {
-    let port = free_port();
-    let redis = own_redis(port, &[]).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\""),
-    )
-    .await;
+    let (redis, app, port) = app_on_own_redis("").await;
     app.add_customer("1001", Some("alice@example.com"), None, None)
         .await;
     assert_eq!(app.send("1001", "Email").await.xml_status(), "success");

@@ -84,6 +84,13 @@ async fn patch(app: &TestApp, etag: &str, p: Value) -> Reply {
     .await
 }
 
+/// Asserts the patch was refused (400) with `key` named beside the form's field.
+#[track_caller]
+fn assert_refused(reply: &Reply, key: &str) {
+    assert_eq!(reply.status, 400, "{key}: {}", reply.body);
+    assert_eq!(reply.body["key"], key, "{}", reply.body);
+}
+
 /// Polls `check` on a fresh answer every 100 ms for up to 2 s: the promise every instance keeps.
 async fn within_two_seconds<F, Fut>(what: &str, mut check: F)
 where
@@ -182,8 +189,7 @@ async fn stale_or_invalid_patches_change_nothing(kind: StoreKind) {
 
     // Assert
     assert_eq!(stale.status, 412, "{}", stale.body);
-    assert_eq!(invalid.status, 400);
-    assert_eq!(invalid.body["key"], "codes.digits", "{}", invalid.body);
+    assert_refused(&invalid, "codes.digits");
     assert!(
         invalid.body["message"]
             .as_str()
@@ -191,18 +197,10 @@ async fn stale_or_invalid_patches_change_nothing(kind: StoreKind) {
         "the start-up message: {}",
         invalid.body
     );
-    assert_eq!(wrong_type.status, 400, "{}", wrong_type.body);
-    assert_eq!(wrong_type.body["key"], "lockout.max_failures");
-    assert_eq!(not_live.status, 400);
-    assert_eq!(not_live.body["key"], "server");
-    assert_eq!(file_path.status, 400);
-    assert_eq!(file_path.body["key"], "email.smtp.password_file");
-    assert_eq!(bad_status.status, 400, "{}", bad_status.body);
-    assert_eq!(
-        bad_status.body["key"], "sms.success_statuses",
-        "the list, not its entry: {}",
-        bad_status.body
-    );
+    assert_refused(&wrong_type, "lockout.max_failures");
+    assert_refused(&not_live, "server");
+    assert_refused(&file_path, "email.smtp.password_file");
+    assert_refused(&bad_status, "sms.success_statuses");
     assert!(
         bad_status.body["message"]
             .as_str()
@@ -398,8 +396,7 @@ async fn an_overlay_that_cannot_apply_keeps_the_last_good_settings(kind: StoreKi
     assert_eq!(shown.etag, "\"99\"");
     assert_eq!(shown.body["codes"]["digits"], 8, "the settings in effect");
     let still_bad = patch(&b, &shown.etag, json!({"codes": {"ttl_seconds": 120}})).await;
-    assert_eq!(still_bad.status, 400);
-    assert_eq!(still_bad.body["key"], "codes.digits");
+    assert_refused(&still_bad, "codes.digits");
     let mended = patch(&b, &shown.etag, json!({"codes": {"digits": 7}})).await;
     assert_eq!(mended.status, 200, "{}", mended.body);
     within_two_seconds("A at 7 digits", || async {
@@ -460,10 +457,8 @@ async fn stored_credentials_never_follow_a_new_host(kind: StoreKind) {
     .await;
 
     // Assert
-    assert_eq!(sms_host.status, 400, "{}", sms_host.body);
-    assert_eq!(sms_host.body["key"], "sms.request_headers");
-    assert_eq!(smtp_host.status, 400, "{}", smtp_host.body);
-    assert_eq!(smtp_host.body["key"], "email.smtp.password");
+    assert_refused(&sms_host, "sms.request_headers");
+    assert_refused(&smtp_host, "email.smtp.password");
     assert_eq!(
         restated.status, 200,
         "restated in full, a new host is fine: {}",
@@ -532,15 +527,10 @@ async fn weaker_channels_need_credentials_restated(kind: StoreKind) {
     .await;
 
     // Assert
-    assert_eq!(http.status, 400, "{}", http.body);
-    assert_eq!(http.body["key"], "sms.request_headers", "{}", http.body);
-    for (weaker, what) in [(&starttls, "tls to starttls"), (&plain, "tls to none")] {
-        assert_eq!(weaker.status, 400, "{what}: {}", weaker.body);
-        assert_eq!(
-            weaker.body["key"], "email.smtp.password",
-            "{what}: {}",
-            weaker.body
-        );
+    assert_refused(&http, "sms.request_headers");
+    // tls to starttls, and tls to none
+    for weaker in [&starttls, &plain] {
+        assert_refused(weaker, "email.smtp.password");
     }
     assert_eq!(
         http_restated.status, 200,
@@ -591,10 +581,8 @@ async fn link_local_hosts_are_refused(kind: StoreKind) {
         (err.map(|e| e.to_string()).unwrap_or_default(), key)
     });
 
-    assert_eq!(metadata.status, 400, "{}", metadata.body);
-    assert_eq!(metadata.body["key"], "sms.url", "{}", metadata.body);
-    assert_eq!(v6.status, 400, "{}", v6.body);
-    assert_eq!(v6.body["key"], "email.smtp.host", "{}", v6.body);
+    assert_refused(&metadata, "sms.url");
+    assert_refused(&v6, "email.smtp.host");
     for (err, key) in at_start {
         assert!(
             err.contains(key) && err.contains("link-local"),

@@ -666,16 +666,7 @@ async fn check_config_reports_the_schemes_and_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_refuses_tokens_without_a_5xx_on_v1() {
     // Arrange: a Redis of the test's own, a token issued while it is up.
-    let port = crate::helpers::free_port();
-    let redis = crate::helpers::own_redis(port, &[]).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &format!(
-            "[store]\nurl = \"redis://127.0.0.1:{port}/\"\n{}",
-            oauth_settings("")
-        ),
-    )
-    .await;
+    let (redis, app, _) = crate::helpers::app_on_own_redis(&oauth_settings("")).await;
     let token = fetch_token(&app).await;
 
     // Act

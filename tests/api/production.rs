@@ -97,18 +97,7 @@ async fn production_without_transports_offers_no_sent_code() {
 #[test]
 fn production_refuses_an_explicit_outbox() {
     // Arrange: a production configuration that loads, and the same with the outbox asked for.
-    let base = format!(
-        r#"
-[server]
-environment = "production"
-[store]
-url = "{}"
-[security]
-encryption_key = "{TEST_KEY}"
-allowed_networks = ["127.0.0.1/32"]
-"#,
-        redis().url()
-    );
+    let base = loadable_production();
 
     // Act
     let without = twofactor::config::Settings::from_layers(&[&base]);

@@ -4,21 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{
-    OwnRedis, StoreKind, TestApp, free_port, own_redis, redis_cli, spawn_app_with,
-};
-
-/// An instance on a Redis of the test's own, whose command count nothing else moves.
-async fn app_on_own_redis() -> (OwnRedis, TestApp, u16) {
-    let port = free_port();
-    let redis = own_redis(port, &[]).await;
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\""),
-    )
-    .await;
-    (redis, app, port)
-}
+use crate::helpers::{app_on_own_redis, redis_cli};
 
 /// How many commands the Redis on `port` has processed (`INFO stats`).
 fn commands_processed(port: u16) -> u64 {
@@ -32,7 +18,7 @@ fn commands_processed(port: u16) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_readiness_requests_costs_redis_a_handful_of_commands() {
     // Arrange
-    let (_redis, app, port) = app_on_own_redis().await;
+    let (_redis, app, port) = app_on_own_redis("").await;
     assert_eq!(app.readyz().await.0, 200);
     let before = commands_processed(port);
 
@@ -67,7 +53,7 @@ async fn a_flood_of_readiness_requests_costs_redis_a_handful_of_commands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_goes_away_is_reported_within_two_seconds() {
     // Arrange: a fresh probe's verdict, answered from for the next second.
-    let (redis, app, _) = app_on_own_redis().await;
+    let (redis, app, _) = app_on_own_redis("").await;
     assert_eq!(app.readyz().await.0, 200);
 
     // Act

@@ -71,6 +71,19 @@ pub async fn spawn_app_with(kind: StoreKind, overrides: &str) -> TestApp {
     spawn_app_customised(kind, overrides, |_| {}).await
 }
 
+/// An instance on a Redis of the test's own (which the test may stop, and whose command count
+/// nothing else moves), with `overrides` after the store's URL; and that Redis's port.
+pub async fn app_on_own_redis(overrides: &str) -> (OwnRedis, TestApp, u16) {
+    let port = free_port();
+    let redis = own_redis(port, &[]).await;
+    let app = spawn_app_with(
+        StoreKind::Memory,
+        &format!("[store]\nurl = \"redis://127.0.0.1:{port}/\"\n{overrides}"),
+    )
+    .await;
+    (redis, app, port)
+}
+
 /// Like `spawn_app_with`, with a last say over the state (a test clock, say) before the server starts.
 pub async fn spawn_app_customised(
     kind: StoreKind,
