@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::values::{HttpMethod, StatusMatcher};
+use super::values::{HeaderLine, HttpMethod, Pattern, StatusMatcher};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +85,7 @@ pub struct SmsSettings {
     /// URL template; substituted values are percent-encoded.
     pub url: String,
     /// `"Name: Value"` templates.
-    pub request_headers: Vec<String>,
+    pub request_headers: Vec<HeaderLine>,
     /// Body template; values are escaped for the Content-Type header sent.
     pub request_body: String,
     pub timeout_ms: u64,
@@ -97,7 +97,7 @@ pub struct SmsSettings {
     /// Gateway statuses that mean sent: exact codes (`"202"`) or classes (`"2xx"`).
     pub success_statuses: Vec<StatusMatcher>,
     /// A regex that, found in the gateway's answer, means failure even with a success status.
-    pub failure_body_pattern: String,
+    pub failure_body_pattern: Pattern,
     /// Sends to one number per rolling hour; 0 disables the cap.
     pub max_per_number_per_hour: u32,
     /// Country calling codes (e.g. `"44"`) SMS may go to; empty allows all.

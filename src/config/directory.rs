@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::values::HttpMethod;
+use super::values::{HeaderLine, HttpMethod};
 use super::{ConfigError, Region, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,7 +60,7 @@ pub struct DirectoryHttp {
     pub url: String,
     pub method: HttpMethod,
     /// `"Name: Value"` templates; `{customer_id}` is replaced as it is.
-    pub request_headers: Vec<String>,
+    pub request_headers: Vec<HeaderLine>,
     /// Budget for a whole lookup: token, request and answer.
     pub timeout_ms: u64,
     /// JSON Pointers (RFC 6901) into the answer.
@@ -240,10 +240,6 @@ impl DirectoryHttp {
                 "directory.http.url",
                 "must contain {customer_id}, where the customer's id goes",
             ));
-        }
-        for h in &self.request_headers {
-            crate::outbound::parse_header(h)
-                .map_err(|e| invalid("directory.http.request_headers", e))?;
         }
         check_timeout("directory.http.timeout_ms", self.timeout_ms)?;
         if self.email_pointer.is_empty() && self.phone_pointer.is_empty() {

@@ -280,14 +280,6 @@ impl Settings {
                 "sms.transport = \"http\" needs a gateway URL",
             ));
         }
-        for h in &self.sms.request_headers {
-            if !h.contains(':') {
-                return Err(invalid(
-                    "sms.request_headers",
-                    format!("{h:?} is not written as \"Name: Value\""),
-                ));
-            }
-        }
         for m in &self.sms.success_statuses {
             // Redirects are never followed, so a 3xx never means the message was sent.
             if m.matches_redirect() {
@@ -299,10 +291,6 @@ impl Settings {
                     ),
                 ));
             }
-        }
-        if !self.sms.failure_body_pattern.is_empty() {
-            regex::Regex::new(&self.sms.failure_body_pattern)
-                .map_err(|e| invalid("sms.failure_body_pattern", e.to_string()))?;
         }
         for cc in &self.sms.allowed_country_codes {
             let cc = cc.trim_start_matches('+');

@@ -84,6 +84,77 @@ impl From<HttpMethod> for String {
     }
 }
 
+/// A `"Name: Value"` line (`sms.request_headers`, `directory.http.request_headers`): the name
+/// checked and the value template split off when the settings load; shown and stored as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HeaderLine {
+    text: String,
+    pub name: reqwest::header::HeaderName,
+    /// The value as a template (`Bearer {token}`), trimmed.
+    pub value: String,
+}
+
+impl TryFrom<String> for HeaderLine {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let (name, value) = crate::outbound::parse_header(&text)?;
+        Ok(HeaderLine { text, name, value })
+    }
+}
+
+impl From<HeaderLine> for String {
+    fn from(h: HeaderLine) -> String {
+        h.text
+    }
+}
+
+impl AsRef<str> for HeaderLine {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::ops::Deref for HeaderLine {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A regular expression (`sms.failure_body_pattern`), compiled when the settings load; empty for
+/// none. Shown and stored as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Pattern {
+    text: String,
+    pub regex: Option<regex::Regex>,
+}
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let regex = match text.is_empty() {
+            true => None,
+            false => Some(regex::Regex::new(&text).map_err(|e| e.to_string())?),
+        };
+        Ok(Pattern { text, regex })
+    }
+}
+
+impl From<Pattern> for String {
+    fn from(p: Pattern) -> String {
+        p.text
+    }
+}
+
+impl std::ops::Deref for Pattern {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Where the store lives: `memory://` or one of the Redis URL forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {

@@ -113,19 +113,11 @@ impl HttpSms {
         let sms = &settings.sms;
         let timeout = Duration::from_millis(sms.timeout_ms);
         let method = sms.method.0.clone();
-        let mut headers = Vec::with_capacity(sms.request_headers.len());
-        for h in &sms.request_headers {
-            let (name, value) = h.split_once(':').with_context(|| {
-                format!("sms.request_headers: {h:?} is not written as \"Name: Value\"")
-            })?;
-            let name = HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
-                format!(
-                    "sms.request_headers: {:?} is not a header name",
-                    name.trim()
-                )
-            })?;
-            headers.push((name, value.trim().to_string()));
-        }
+        let headers: Vec<(HeaderName, String)> = sms
+            .request_headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
         let content_type = headers
             .iter()
             .find(|(n, _)| *n == CONTENT_TYPE)
@@ -144,11 +136,7 @@ impl HttpSms {
             anyhow::anyhow!("sms.url: does not make a valid URL ({e}); write it like https://gateway.example/send?to={{recipient}}")
         })?;
         let success = sms.success_statuses.clone();
-        let failure_pattern = if sms.failure_body_pattern.is_empty() {
-            None
-        } else {
-            Some(regex::Regex::new(&sms.failure_body_pattern).context("sms.failure_body_pattern")?)
-        };
+        let failure_pattern = sms.failure_body_pattern.regex.clone();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -357,7 +345,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<String, reqwest:
 /// The credentials the settings write out literally: each header value but those that describe the
 /// message (and, for `Scheme token`, the token alone), the URL's password, and each query value that
 /// is not only placeholders; 4 characters or more, so short flags like `type=1` stay readable.
-fn credentials(url: &str, headers: &[String]) -> Vec<String> {
+fn credentials(url: &str, headers: &[impl AsRef<str>]) -> Vec<String> {
     let mut out = Vec::new();
     let mut add = |v: &str| {
         let v = v.trim();
@@ -373,7 +361,7 @@ fn credentials(url: &str, headers: &[String]) -> Vec<String> {
         }
     };
     for h in headers {
-        if let Some((name, value)) = h.split_once(':')
+        if let Some((name, value)) = h.as_ref().split_once(':')
             && !PLAIN_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str())
         {
             for part in literal_parts(value) {

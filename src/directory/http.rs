@@ -17,7 +17,7 @@ use super::oauth::ClientCredentials;
 use super::{Contacts, Customer, Source, SourceError};
 use crate::config::directory::{DirectoryAuth, DirectoryHttp};
 use crate::domain::{CustomerId, Email, PhoneNumber};
-use crate::outbound::{cause, client, parse_header, read_capped};
+use crate::outbound::{cause, client, read_capped};
 
 /// RFC 3986 unreserved characters stay; everything else in an id is percent-encoded.
 const ID_IN_URL: &AsciiSet = &NON_ALPHANUMERIC
@@ -104,8 +104,8 @@ impl HttpSource {
             headers: h
                 .request_headers
                 .iter()
-                .map(|x| parse_header(x).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<_>>()?,
+                .map(|x| (x.name.clone(), x.value.clone()))
+                .collect(),
             timeout,
             auth,
             mapping: Mapping {

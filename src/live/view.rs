@@ -103,7 +103,7 @@ pub fn secrets(s: &Settings) -> BTreeMap<String, &'static str> {
             Secret::SmsBody => !s.sms.request_body.is_empty(),
             Secret::SmsHeaders => {
                 for h in &s.sms.request_headers {
-                    if redact_header(h) != *h
+                    if redact_header(h) != h.as_ref()
                         && let Some((name, _)) = h.split_once(':')
                     {
                         out.insert(format!("{}.{}", secret.key(), name.trim()), "set");
